@@ -1,0 +1,372 @@
+//! The edge every binary shares: common flags, parsing with our own exit
+//! codes, the deadline, `--every` rounds, rendering and the exit code.
+//!
+//! A binary's `main` is one call: `cli::main::<Args>()`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::render::{Format, Renderer};
+use crate::report::{worst, Record, Status};
+
+/// Flags every binary has.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Common options")]
+pub struct Common {
+    /// Deadline for the whole run: a number of seconds or a duration (500ms, 1m).
+    /// Work not finished by then is reported in the --timeout-state.
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "10", value_parser = crate::units::parse_duration)]
+    pub timeout: Duration,
+
+    /// State reported for work cut off by the deadline.
+    #[arg(long, value_name = "STATE", default_value = "critical", value_parser = parse_status)]
+    pub timeout_state: Status,
+
+    /// Print each record's trace to stderr (-vv adds its details).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Add a label to every record (repeatable), e.g. --label az=zone-a.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// Output format [default: table on a terminal, jsonl otherwise].
+    #[arg(long, value_enum, env = "SKYPROBE_FORMAT", value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Write the output to FILE atomically (temporary file + rename) instead of stdout;
+    /// rewritten whole each round, fit for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Repeat the run every DURATION and keep streaming records (default: run once).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub every: Option<Duration>,
+
+    /// With --every: stop after N rounds.
+    #[arg(long, value_name = "N", requires = "every")]
+    pub count: Option<u64>,
+
+    /// Name of this machine in records [default: the system host name].
+    #[arg(long = "hostname", value_name = "NAME", env = "SKYPROBE_HOSTNAME")]
+    pub reporting_host: Option<String>,
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    Status::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a state (ok, warning, critical, unknown)"))
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// A usage or configuration error: exit 3 with one line saying what is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    /// A usage error with this message.
+    pub fn new(message: impl Into<String>) -> UsageError {
+        UsageError(message.into())
+    }
+}
+
+/// What a check needs to know about the run it is part of.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// When this round must be finished.
+    pub deadline: Instant,
+    /// The state for work the deadline cut off.
+    pub timeout_state: Status,
+    /// How many `-v` were given.
+    pub verbose: u8,
+}
+
+impl Context {
+    /// Time left before the deadline (zero once past it).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A binary: its flags, and the check they drive.
+pub trait Tool: Parser + Send + Sync + 'static {
+    /// The `check` field of its records, e.g. `probe-http`.
+    const CHECK: &'static str;
+    /// The Nagios service label, e.g. `HTTP`.
+    const LABEL: &'static str;
+
+    /// The common flags.
+    fn common(&self) -> &Common;
+
+    /// Validate and prepare once before the first round; a bad flag or
+    /// file found here ends the run with exit 3.
+    fn prepare(&mut self) -> Result<(), UsageError> {
+        Ok(())
+    }
+
+    /// One round of the check.
+    fn run(&self, ctx: &Context) -> Vec<Record>;
+
+    /// Records for a round the deadline cut off before `run` returned.
+    fn timed_out(&self, ctx: &Context) -> Vec<Record>;
+}
+
+/// The system host name, for the `host` field.
+pub fn system_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Which format the user asked for, read from the raw arguments, so a usage
+/// error can still be shown the way the caller (Nagios) reads output.
+fn format_from_raw_args(args: &[OsString]) -> Option<Format> {
+    let mut iter = args.iter().map(|a| a.to_string_lossy());
+    let mut found = None;
+    while let Some(arg) = iter.next() {
+        let value = if arg == "--format" {
+            iter.next().map(|v| v.to_string())
+        } else {
+            arg.strip_prefix("--format=").map(|v| v.to_string())
+        };
+        if let Some(v) = value {
+            found = <Format as clap::ValueEnum>::from_str(&v, true).ok();
+        }
+    }
+    found.or_else(|| {
+        std::env::var("SKYPROBE_FORMAT")
+            .ok()
+            .and_then(|v| <Format as clap::ValueEnum>::from_str(&v, true).ok())
+    })
+}
+
+/// Report a usage error: one line on stderr, and on stdout too when the
+/// caller reads Nagios output (Nagios drops stderr).
+fn usage_error<T: Tool>(message: &str, format: Option<Format>) -> ExitCode {
+    let line = message.lines().next().unwrap_or("usage error").trim();
+    eprintln!("{}: {}", T::CHECK, line);
+    if format == Some(Format::Nagios) {
+        println!("{} UNKNOWN - {}", T::LABEL, line.replace('|', "/"));
+    }
+    ExitCode::from(Status::Unknown.exit_code())
+}
+
+/// Parse arguments with skyprobe's exit codes: help and version exit 0,
+/// every usage error exits 3 (clap's own 2 would read as CRITICAL).
+pub fn parse<T: Tool>(args: Vec<OsString>) -> Result<T, ExitCode> {
+    match T::try_parse_from(&args) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    Err(ExitCode::SUCCESS)
+                }
+                _ => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("invalid arguments");
+                    let first = first.strip_prefix("error: ").unwrap_or(first);
+                    Err(usage_error::<T>(
+                        &format!("{first} (see {} --help)", T::CHECK),
+                        format_from_raw_args(&args),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The whole life of a binary: parse, prepare, run rounds under the
+/// deadline, render, exit with the worst status.
+pub fn main<T: Tool>() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let raw_format = format_from_raw_args(&args);
+    std::panic::set_hook(Box::new(move |info| {
+        // A panic would exit 101, which Nagios reads as CRITICAL "out of
+        // bounds": say what happened and exit UNKNOWN instead.
+        let msg = format!("internal error: {info}").replace('\n', " ");
+        eprintln!("{}: {msg}", T::CHECK);
+        if raw_format == Some(Format::Nagios) {
+            println!("{} UNKNOWN - {msg}", T::LABEL);
+        }
+        std::process::exit(i32::from(Status::Unknown.exit_code()));
+    }));
+    let mut tool = match parse::<T>(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let format_hint = tool.common().format;
+    if let Err(e) = tool.prepare() {
+        return usage_error::<T>(&e.0, format_hint.or(raw_format));
+    }
+    run_rounds(Arc::new(tool))
+}
+
+fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
+    let common = tool.common().clone();
+    let host = common
+        .reporting_host
+        .clone()
+        .unwrap_or_else(system_hostname);
+    let labels: BTreeMap<String, String> = common.labels.iter().cloned().collect();
+    let format = common.format.unwrap_or_else(|| {
+        if common.output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Jsonl
+        }
+    });
+    let mut renderer = Renderer::new(format, T::LABEL);
+    let mut overall = Status::Ok;
+    let started = Instant::now();
+    let mut round: u64 = 0;
+    loop {
+        let ctx = Context {
+            deadline: Instant::now() + common.timeout,
+            timeout_state: common.timeout_state,
+            verbose: common.verbose,
+        };
+        let mut records = run_with_deadline(&tool, &ctx);
+        for r in &mut records {
+            r.host.clone_from(&host);
+            for (k, v) in &labels {
+                r.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        overall = overall.max(worst(&records));
+        if common.verbose > 0 {
+            print_trace(&records, common.verbose);
+        }
+        let written = match &common.output {
+            Some(path) => {
+                renderer.restart();
+                let text = renderer.render(&records);
+                crate::state::write_atomic(path, text.as_bytes())
+                    .map_err(|e| format!("cannot write --output {}: {e}", path.display()))
+            }
+            None => {
+                let text = renderer.render(&records);
+                let mut out = std::io::stdout().lock();
+                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    Ok(()) => Ok(()),
+                    // The reader went away (`| head`): stop quietly.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                    Err(e) => Err(format!("cannot write to stdout: {e}")),
+                }
+            }
+        };
+        if let Err(msg) = written {
+            eprintln!("{}: {msg}", T::CHECK);
+            overall = overall.max(Status::Unknown);
+            if common.every.is_none() {
+                return ExitCode::from(Status::Unknown.exit_code());
+            }
+        }
+        round += 1;
+        let Some(every) = common.every else { break };
+        if common.count.is_some_and(|n| round >= n) {
+            break;
+        }
+        // Rounds start on a fixed grid so a slow round does not drift the rest.
+        let next = started + every.saturating_mul(u32::try_from(round).unwrap_or(u32::MAX));
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    ExitCode::from(overall.exit_code())
+}
+
+/// Run one round in a worker thread and give up on it at the deadline (plus
+/// a little grace for the check's own timeout handling to report first). A
+/// check that is stuck somewhere no timeout reaches cannot hold the process.
+fn run_with_deadline<T: Tool>(tool: &Arc<T>, ctx: &Context) -> Vec<Record> {
+    let (tx, rx) = mpsc::channel();
+    let worker_tool = Arc::clone(tool);
+    let worker_ctx = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("check".into())
+        .spawn(move || {
+            let _ = tx.send(worker_tool.run(&worker_ctx));
+        });
+    if spawned.is_err() {
+        return tool.run(ctx);
+    }
+    let grace = Duration::from_millis(250);
+    match rx.recv_timeout(ctx.remaining() + grace) {
+        Ok(records) => records,
+        Err(_) => tool.timed_out(ctx),
+    }
+}
+
+fn print_trace(records: &[Record], verbose: u8) {
+    let mut err = std::io::stderr().lock();
+    for r in records {
+        let _ = writeln!(
+            err,
+            "{} [{}] {}: {}",
+            r.check,
+            r.status.label(),
+            r.name,
+            r.summary
+        );
+        for s in &r.trace {
+            let _ = writeln!(
+                err,
+                "  {:<10} {:<6} {:>10} ms  {}",
+                s.step,
+                if s.ok { "ok" } else { "FAILED" },
+                crate::render::number(s.ms),
+                s.detail.as_deref().unwrap_or("")
+            );
+        }
+        if verbose > 1 && !r.details.is_empty() {
+            let _ = writeln!(
+                err,
+                "  details: {}",
+                serde_json::Value::Object(r.details.clone())
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_is_found_in_raw_args() {
+        let args: Vec<OsString> = ["x", "--format", "nagios", "--bogus"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(format_from_raw_args(&args), Some(Format::Nagios));
+        let args: Vec<OsString> = ["x", "--format=csv"].iter().map(OsString::from).collect();
+        assert_eq!(format_from_raw_args(&args), Some(Format::Csv));
+    }
+
+    #[test]
+    fn labels_parse() {
+        assert_eq!(parse_label("az=zone-a"), Ok(("az".into(), "zone-a".into())));
+        assert_eq!(parse_label("k=a=b"), Ok(("k".into(), "a=b".into())));
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+}

@@ -1,0 +1,741 @@
+//! probe-http's flags: check_http's where they overlap, so an Icinga user
+//! can switch by changing the command name, plus skyprobe's own.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::{OnRedirect, Spec, TlsOptions, TlsVersion};
+use crate::cli::{Common, Context, Tool, UsageError};
+use crate::http::conn::IpFamilyWanted;
+use crate::http::expect::{HeaderAssertion, JsonAssertion, StatusExpectation};
+use crate::report::{Record, Status};
+use crate::threshold::Thresholds;
+
+const EXAMPLES: &str = "\
+Examples:
+  probe-http https://keystone.example:5000/v3
+  probe-http -H nova.example -p 8774 -u / -e 200,300 -w 0.5 -c 2 --format nagios
+  probe-http http://127.0.0.1:8080/healthz --json '.status == \"UP\"' -s ok
+  probe-http https://api.example/ -C 30,7 --ca-file /etc/ssl/internal-ca.pem
+  probe-http https://api.example/ --connect-to api.example:192.0.2.10 -v
+  probe-http http://127.0.0.1:9090/ --every 30s --format prometheus --output /var/lib/node_exporter/http.prom
+
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).";
+
+/// HTTP(S) check with assertions on status, body, JSON, headers, latency and
+/// the TLS certificate; prints one record per target and exits like a Nagios plugin.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "probe-http", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Args {
+    /// Full URL to probe (instead of -H/-p/-u/-S).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Host name to probe; sent as the Host header (check_http -H).
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// IP address to connect to instead of resolving the host (check_http -I).
+    #[arg(short = 'I', long = "IP-address", value_name = "IP")]
+    pub ip: Option<IpAddr>,
+
+    /// Port [default: 80, or 443 with -S].
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Path and query to request.
+    #[arg(short = 'u', long = "uri", value_name = "PATH", default_value = "/")]
+    pub path: String,
+
+    /// Use TLS (https).
+    #[arg(short = 'S', long = "ssl")]
+    pub ssl: bool,
+
+    /// Name for the target in records [default: the URL].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// HTTP method [default: GET, or POST with a body].
+    #[arg(short = 'j', long, value_name = "METHOD")]
+    pub method: Option<String>,
+
+    /// Request body (check_http -P).
+    #[arg(
+        short = 'P',
+        long = "post",
+        value_name = "BODY",
+        conflicts_with = "data"
+    )]
+    pub post: Option<String>,
+
+    /// Request body: text, or @FILE to read it from a file.
+    #[arg(long, value_name = "BODY|@FILE")]
+    pub data: Option<String>,
+
+    /// Content-Type of the request body.
+    #[arg(short = 'T', long = "content-type", value_name = "TYPE")]
+    pub content_type: Option<String>,
+
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'k', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    /// Basic authentication, user:password (check_http -a). Prefer --auth-file.
+    #[arg(
+        short = 'a',
+        long = "authorization",
+        value_name = "USER:PASS",
+        env = "SKYPROBE_HTTP_AUTH",
+        hide_env_values = true
+    )]
+    pub basic: Option<String>,
+
+    /// Read user:password for Basic authentication from the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "basic")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Bearer token file: sends 'Authorization: Bearer <first line>'.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["basic", "auth_file"])]
+    pub bearer_file: Option<PathBuf>,
+
+    /// User-Agent header.
+    #[arg(short = 'A', long = "useragent", value_name = "AGENT")]
+    pub user_agent: Option<String>,
+
+    /// Expected status codes: 200, 200,204, 2xx, 200-299 [default: 5xx CRITICAL,
+    /// 4xx WARNING, others OK].
+    #[arg(short = 'e', long, value_name = "CODES")]
+    pub expect: Option<String>,
+
+    /// Text the body must contain.
+    #[arg(short = 's', long, value_name = "TEXT")]
+    pub string: Option<String>,
+
+    /// Regular expression the body must match.
+    #[arg(
+        short = 'r',
+        long = "regex",
+        visible_alias = "ereg",
+        value_name = "REGEX",
+        conflicts_with = "iregex"
+    )]
+    pub regex: Option<String>,
+
+    /// Case-insensitive regular expression the body must match.
+    #[arg(short = 'R', long = "eregi", value_name = "REGEX")]
+    pub iregex: Option<String>,
+
+    /// The regex must NOT match.
+    #[arg(long)]
+    pub invert_regex: bool,
+
+    /// JSON assertion on the body: PATH [OP VALUE], e.g. '.status == "UP"',
+    /// '.items|length > 0', '.ready' (repeatable; ops == != < <= > >= =~).
+    #[arg(long = "json", value_name = "ASSERTION")]
+    pub json: Vec<String>,
+
+    /// Response header that must be present: NAME, or 'NAME: REGEX' (repeatable).
+    #[arg(long = "expect-header", value_name = "HEADER")]
+    pub expect_header: Vec<String>,
+
+    /// Text the response headers must contain (check_http -d).
+    #[arg(short = 'd', long = "header-string", value_name = "TEXT")]
+    pub header_string: Option<String>,
+
+    /// Response time warning range, seconds (Nagios range syntax).
+    #[arg(short = 'w', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub warning: Option<String>,
+
+    /// Response time critical range, seconds (Nagios range syntax).
+    #[arg(short = 'c', long, value_name = "RANGE", allow_hyphen_values = true)]
+    pub critical: Option<String>,
+
+    /// Certificate days left: WARN[,CRIT]. As check_http, only the certificate is judged
+    /// unless --continue-after-certificate.
+    #[arg(short = 'C', long = "certificate", value_name = "DAYS[,DAYS]")]
+    pub certificate: Option<String>,
+
+    /// With -C: judge the HTTP response too.
+    #[arg(long)]
+    pub continue_after_certificate: bool,
+
+    /// Page size bounds in bytes, MIN[:MAX]; outside is WARNING (check_http -m).
+    #[arg(short = 'm', long = "pagesize", value_name = "MIN[:MAX]")]
+    pub pagesize: Option<String>,
+
+    /// What a redirect means: ok, warning, critical, or follow it.
+    #[arg(
+        short = 'f',
+        long = "onredirect",
+        value_enum,
+        default_value = "ok",
+        value_name = "ACTION"
+    )]
+    pub onredirect: OnRedirect,
+
+    /// Most redirects to follow with -f follow.
+    #[arg(
+        long = "max-redirs",
+        visible_alias = "max-redirects",
+        value_name = "N",
+        default_value_t = 15
+    )]
+    pub max_redirects: u32,
+
+    /// Do not verify the server certificate (expiry is still reported).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Trust the CA certificates in FILE (PEM) instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(short = 'J', long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the client certificate.
+    #[arg(
+        short = 'K',
+        long = "client-key",
+        visible_alias = "private-key",
+        value_name = "FILE"
+    )]
+    pub client_key: Option<PathBuf>,
+
+    /// Server name to send in TLS SNI and verify [default: the host]. Given with
+    /// no value (check_http's --sni) it changes nothing: SNI is always sent.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub sni: Option<String>,
+
+    /// Connect to IP for HOST without resolving it: HOST:IP (repeatable).
+    #[arg(long = "connect-to", value_name = "HOST:IP")]
+    pub connect_to: Vec<String>,
+
+    /// Lowest TLS version to accept.
+    #[arg(long, value_enum, value_name = "VERSION", default_value = "1.2")]
+    pub tls_min: TlsVersion,
+
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Proxy URL (http://host:port) [default: from http_proxy/https_proxy/ALL_PROXY,
+    /// honouring NO_PROXY].
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+
+    /// Ignore proxy environment variables.
+    #[arg(long)]
+    pub no_proxy: bool,
+
+    /// Most body bytes to read; a larger body is CRITICAL (e.g. 512K, 16M).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::units::parse_size)]
+    pub max_body: u64,
+
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub common: Common,
+
+    #[arg(skip)]
+    spec: Option<Spec>,
+}
+
+fn read_secret_file(path: &PathBuf, flag: &str) -> Result<String, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("{flag} {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(UsageError::new(format!(
+            "{flag} {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(line)
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Args {
+    /// Turn flags into a validated [`Spec`]; every problem is one clear line.
+    pub fn to_spec(&self) -> Result<Spec, UsageError> {
+        let err = |m: String| UsageError::new(m);
+        let mut overrides: Vec<(String, IpAddr)> = Vec::new();
+        let mut basic = self.basic.clone();
+        let url = match (&self.url, &self.host) {
+            (Some(_), Some(_)) => return Err(err("give either a URL or -H, not both".into())),
+            (Some(u), None) => {
+                if self.port.is_some() || self.ssl || self.path != "/" {
+                    return Err(err(
+                        "-p, -S and -u build a URL with -H; with a full URL put them in the URL"
+                            .into(),
+                    ));
+                }
+                let uri: ureq::http::Uri = u
+                    .parse()
+                    .map_err(|e| err(format!("invalid URL {u:?}: {e}")))?;
+                match uri.scheme_str() {
+                    Some("http") | Some("https") => {}
+                    Some(other) => {
+                        return Err(err(format!(
+                            "invalid URL {u:?}: scheme {other:?} is not http or https"
+                        )))
+                    }
+                    None => {
+                        return Err(err(format!(
+                            "invalid URL {u:?}: it needs http:// or https://"
+                        )))
+                    }
+                }
+                let authority = uri
+                    .authority()
+                    .ok_or_else(|| err(format!("invalid URL {u:?}: no host")))?;
+                if authority.host().is_empty() {
+                    return Err(err(format!("invalid URL {u:?}: no host")));
+                }
+                // Credentials in the URL become Basic auth and leave the URL,
+                // so they can never show up in a record's target.
+                let mut text = u.clone();
+                if let Some((userinfo, _)) = authority.as_str().rsplit_once('@') {
+                    if basic.is_none() {
+                        basic = Some(percent_decode(userinfo));
+                    }
+                    text = text.replacen(&format!("{userinfo}@"), "", 1);
+                }
+                if let Some(ip) = self.ip {
+                    overrides.push((authority.host().trim_matches(['[', ']']).to_string(), ip));
+                }
+                if uri.path().is_empty() && uri.query().is_none() {
+                    text.push('/');
+                }
+                text
+            }
+            (None, host) => {
+                let host = match (host, self.ip) {
+                    (Some(h), ip) => {
+                        if let Some(ip) = ip {
+                            overrides.push((h.clone(), ip));
+                        }
+                        h.clone()
+                    }
+                    (None, Some(ip)) => ip.to_string(),
+                    (None, None) => {
+                        return Err(err(
+                            "nothing to probe: give a URL, or -H HOST (see probe-http --help)"
+                                .into(),
+                        ))
+                    }
+                };
+                let (host, host_port) = match host.rsplit_once(':') {
+                    Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => {
+                        (h.to_string(), p.parse::<u16>().ok())
+                    }
+                    _ => (host, None),
+                };
+                let host_text = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                let scheme = if self.ssl { "https" } else { "http" };
+                let path = if self.path.starts_with('/') {
+                    self.path.clone()
+                } else {
+                    format!("/{}", self.path)
+                };
+                let port = self.port.or(host_port);
+                let text = match port {
+                    Some(p) => format!("{scheme}://{host_text}:{p}{path}"),
+                    None => format!("{scheme}://{host_text}{path}"),
+                };
+                text.parse::<ureq::http::Uri>()
+                    .map_err(|e| err(format!("invalid URL {text:?} from -H/-p/-u: {e}")))?;
+                text
+            }
+        };
+        for item in &self.connect_to {
+            let (host, ip) = item
+                .rsplit_once(':')
+                .and_then(|(h, ip)| Some((h, ip.trim_matches(['[', ']']).parse::<IpAddr>().ok()?)))
+                .or_else(|| {
+                    // host:IPv6 — split at the first colon instead.
+                    let (h, ip) = item.split_once(':')?;
+                    Some((h, ip.trim_matches(['[', ']']).parse::<IpAddr>().ok()?))
+                })
+                .ok_or_else(|| err(format!("--connect-to {item:?}: want HOST:IP")))?;
+            overrides.push((host.to_string(), ip));
+        }
+        let body = match (&self.post, &self.data) {
+            (Some(p), _) => Some(p.clone().into_bytes()),
+            (None, Some(d)) => match d.strip_prefix('@') {
+                Some(path) => {
+                    Some(std::fs::read(path).map_err(|e| err(format!("--data @{path}: {e}")))?)
+                }
+                None => Some(d.clone().into_bytes()),
+            },
+            (None, None) => None,
+        };
+        let method = self
+            .method
+            .clone()
+            .map(|m| m.to_ascii_uppercase())
+            .unwrap_or_else(|| {
+                if body.is_some() {
+                    "POST".into()
+                } else {
+                    "GET".into()
+                }
+            });
+        if method.is_empty()
+            || !method
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+        {
+            return Err(err(format!("-j {method:?} is not an HTTP method")));
+        }
+        let mut headers = Vec::new();
+        for h in &self.headers {
+            let (k, v) = h
+                .split_once(':')
+                .filter(|(k, _)| {
+                    !k.trim().is_empty() && k.trim().chars().all(|c| c.is_ascii_graphic())
+                })
+                .ok_or_else(|| err(format!("-k {h:?}: want 'Name: value'")))?;
+            let v = v.trim();
+            ureq::http::HeaderValue::from_str(v).map_err(|_| {
+                err(format!(
+                    "-k {:?}: the value has characters a header cannot carry",
+                    k.trim()
+                ))
+            })?;
+            headers.push((k.trim().to_string(), v.to_string()));
+        }
+        if let Some(ct) = &self.content_type {
+            headers.push(("Content-Type".into(), ct.clone()));
+        } else if body.is_some()
+            && method == "POST"
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            // check_http's default for -P.
+            headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+        }
+        if let Some(path) = &self.auth_file {
+            basic = Some(read_secret_file(path, "--auth-file")?);
+        }
+        if let Some(b) = &basic {
+            if !b.contains(':') {
+                return Err(err("-a wants user:password".into()));
+            }
+            headers.push((
+                "Authorization".into(),
+                format!("Basic {}", base64(b.as_bytes())),
+            ));
+        }
+        if let Some(path) = &self.bearer_file {
+            let token = read_secret_file(path, "--bearer-file")?;
+            headers.push(("Authorization".into(), format!("Bearer {token}")));
+        }
+        if let Some(h) = &self.host {
+            if self.ip.is_some() && self.url.is_none() {
+                // The URL already carries the host; ureq derives Host from it.
+                let _ = h;
+            }
+        }
+        let expect = self
+            .expect
+            .as_deref()
+            .map(StatusExpectation::parse)
+            .transpose()
+            .map_err(err)?;
+        let regex = match (&self.regex, &self.iregex) {
+            (Some(r), _) => Some(regex::Regex::new(r).map_err(|e| err(format!("-r {r:?}: {e}")))?),
+            (None, Some(r)) => Some(
+                regex::RegexBuilder::new(r)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| err(format!("-R {r:?}: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        if self.invert_regex && regex.is_none() {
+            return Err(err("--invert-regex needs -r or -R".into()));
+        }
+        let json = self
+            .json
+            .iter()
+            .map(|j| JsonAssertion::parse(j))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let headers_expected = self
+            .expect_header
+            .iter()
+            .map(|h| HeaderAssertion::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let time = Thresholds::parse(self.warning.as_deref(), self.critical.as_deref())
+            .map_err(|e| err(format!("-w/-c: {e}")))?;
+        let cert_days = self
+            .certificate
+            .as_deref()
+            .map(|c| {
+                let bad = || err(format!("-C {c:?}: want WARN_DAYS[,CRIT_DAYS], e.g. 30,7"));
+                let (w, cr) = match c.split_once(',') {
+                    Some((w, cr)) => (w, Some(cr)),
+                    None => (c, None),
+                };
+                let w: f64 = w.trim().parse().map_err(|_| bad())?;
+                let cr: Option<f64> = cr
+                    .map(|x| x.trim().parse().map_err(|_| bad()))
+                    .transpose()?;
+                if !w.is_finite()
+                    || w < 0.0
+                    || cr.is_some_and(|x| !x.is_finite() || x < 0.0 || x > w)
+                {
+                    return Err(bad());
+                }
+                Ok((w, cr))
+            })
+            .transpose()?;
+        let size = self
+            .pagesize
+            .as_deref()
+            .map(|m| {
+                let bad = || err(format!("-m {m:?}: want MIN[:MAX] in bytes"));
+                let (min, max) = match m.split_once(':') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (m, None),
+                };
+                let min = crate::units::parse_size(min).map_err(|_| bad())?;
+                let max = max
+                    .map(|x| crate::units::parse_size(x).map_err(|_| bad()))
+                    .transpose()?;
+                if max.is_some_and(|x| x < min) {
+                    return Err(bad());
+                }
+                Ok((min, max))
+            })
+            .transpose()?;
+        if let Some(p) = &self.proxy {
+            ureq::Proxy::new(p).map_err(|e| err(format!("--proxy {p:?}: {e}")))?;
+        }
+        if self.client_key.is_some() && self.client_cert.is_none() {
+            return Err(err("--client-key needs --client-cert".into()));
+        }
+        if self.max_body == 0 {
+            return Err(err("--max-body must be more than 0".into()));
+        }
+        let spec = Spec {
+            name: self.name.clone(),
+            url,
+            method,
+            headers,
+            secret_headers: vec!["authorization".into()],
+            body,
+            expect,
+            string: self.string.clone(),
+            regex,
+            invert_regex: self.invert_regex,
+            json,
+            headers_expected,
+            header_string: self.header_string.clone(),
+            time,
+            cert_days,
+            continue_after_certificate: self.continue_after_certificate,
+            size,
+            on_redirect: self.onredirect,
+            max_redirects: self.max_redirects,
+            tls: TlsOptions {
+                insecure: self.insecure,
+                ca_file: self.ca_file.clone(),
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+                sni: self.sni.clone().filter(|s| !s.is_empty()),
+                tls13_only: self.tls_min == TlsVersion::V1_3,
+            },
+            overrides,
+            family: if self.ipv4 {
+                Some(IpFamilyWanted::V4)
+            } else if self.ipv6 {
+                Some(IpFamilyWanted::V6)
+            } else {
+                None
+            },
+            proxy: if self.no_proxy {
+                Some(String::new())
+            } else {
+                self.proxy.clone()
+            },
+            max_body: self.max_body,
+            user_agent: self
+                .user_agent
+                .clone()
+                .unwrap_or_else(|| format!("skyprobe/{} probe-http", env!("CARGO_PKG_VERSION"))),
+        };
+        // Building the TLS configuration reads --ca-file and the client key:
+        // a bad file is a usage error now, not a CRITICAL record later.
+        if spec.url.starts_with("https://")
+            || spec.tls.ca_file.is_some()
+            || spec.tls.client_cert.is_some()
+        {
+            super::tls_config(&spec.tls, &super::conn::Recorder::default())?;
+        }
+        Ok(spec)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Tool for Args {
+    const CHECK: &'static str = super::CHECK;
+    const LABEL: &'static str = "HTTP";
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn prepare(&mut self) -> Result<(), UsageError> {
+        self.spec = Some(self.to_spec()?);
+        Ok(())
+    }
+
+    fn run(&self, ctx: &Context) -> Vec<Record> {
+        match &self.spec {
+            Some(spec) => vec![super::probe(spec, ctx)],
+            None => vec![Record::new(
+                super::CHECK,
+                "",
+                Status::Unknown,
+                "not prepared",
+            )],
+        }
+    }
+
+    fn timed_out(&self, ctx: &Context) -> Vec<Record> {
+        let target = self
+            .spec
+            .as_ref()
+            .map(|s| s.url.clone())
+            .unwrap_or_default();
+        let mut r = Record::new(super::CHECK, &target, ctx.timeout_state, "");
+        if let Some(spec) = &self.spec {
+            r.name = spec.display_name().to_string();
+        }
+        r.summary = format!("timed out after {:.1} s", self.common.timeout.as_secs_f64());
+        r.duration_ms = crate::report::round_ms(self.common.timeout);
+        vec![r]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut v = vec!["probe-http"];
+        v.extend_from_slice(list);
+        Args::try_parse_from(v).expect("parses")
+    }
+
+    #[test]
+    fn check_http_style_flags_build_the_url() {
+        let s = args(&["-H", "nova.example", "-p", "8774", "-u", "/v2.1", "-S"]).to_spec_no_tls();
+        assert_eq!(s.url, "https://nova.example:8774/v2.1");
+        let s = args(&["-I", "127.0.0.1", "-p", "8080"]).to_spec_no_tls();
+        assert_eq!(s.url, "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let s = args(&["http://admin:s%40cret@127.0.0.1:1/x"])
+            .to_spec()
+            .expect("valid");
+        assert_eq!(s.url, "http://127.0.0.1:1/x");
+        let auth = s
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .expect("auth");
+        assert_eq!(auth.1, format!("Basic {}", base64(b"admin:s@cret")));
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_error() {
+        for (list, want) in [
+            (vec!["ftp://x/"], "scheme"),
+            (vec!["not a url"], "invalid URL"),
+            (vec!["http://x/", "-w", "3:2"], "start is greater than end"),
+            (
+                vec!["http://x/", "--data", "@/nonexistent/body"],
+                "--data @/nonexistent/body",
+            ),
+            (vec!["http://x/", "-e", "abc"], "--expect"),
+            (vec!["http://x/", "--json", "status"], "--json"),
+            (vec![], "nothing to probe"),
+            (vec!["http://x/", "-C", "7,30"], "-C"),
+        ] {
+            let e = args(&list).to_spec().expect_err(&format!("{list:?}"));
+            assert!(e.0.contains(want), "{list:?}: {}", e.0);
+            assert!(!e.0.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    impl Args {
+        fn to_spec_no_tls(&self) -> Spec {
+            self.to_spec().expect("valid")
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! The seams ureq offers below the request (its `unversioned` resolver and
+//! connector traits, hence the `~3.5` pin): they time every phase of a probe
+//! and keep the peer's certificate chain, without forking the crate.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport, TransportAdapter,
+};
+
+/// Per-connection buffer size. ureq's default is 128 KiB each way; a probe
+/// needs a fraction of that, and peak RSS is one of our benchmarks.
+pub const BUFFER_SIZE: usize = 16 * 1024;
+
+/// The outcome of one timed phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// How long it took.
+    pub took: Duration,
+    /// Whether it worked.
+    pub ok: bool,
+    /// What happened.
+    pub detail: String,
+}
+
+/// One certificate of the chain the server presented.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// Expiry, seconds since the epoch.
+    pub not_after: i64,
+}
+
+impl CertInfo {
+    /// Days until expiry from `now` (negative once expired).
+    pub fn days_left(&self, now: SystemTime) -> f64 {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        (self.not_after as f64 - now) / 86_400.0
+    }
+}
+
+/// What happened below the request for one hop, filled in by the resolver,
+/// connector and transport as they run.
+#[derive(Debug, Default)]
+pub struct Phases {
+    /// Name resolution(s): the target's, and a proxy's when one is used.
+    pub resolve: Vec<Phase>,
+    /// TCP connect.
+    pub connect: Option<Phase>,
+    /// The address connected to.
+    pub peer: Option<SocketAddr>,
+    /// TLS handshake.
+    pub tls: Option<Phase>,
+    /// Negotiated protocol version and cipher suite.
+    pub tls_version: Option<String>,
+    /// Negotiated cipher suite.
+    pub tls_cipher: Option<String>,
+    /// The chain the server presented, leaf first (kept even when
+    /// verification fails, so expiry can still be reported).
+    pub chain: Vec<CertInfo>,
+    /// Why certificate verification failed.
+    pub verify_error: Option<String>,
+    /// When the first byte of the request left.
+    pub request_started: Option<Instant>,
+    /// When the last byte of the request headers/body left.
+    pub request_sent: Option<Instant>,
+    /// When the first byte of the response arrived.
+    pub first_byte: Option<Instant>,
+}
+
+/// Shared handle to the phases of the hop in progress.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Arc<Mutex<Phases>>);
+
+impl Recorder {
+    /// Lock the phases (a poisoned lock still holds usable data).
+    pub fn lock(&self) -> MutexGuard<'_, Phases> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take what was recorded and start afresh for the next hop.
+    pub fn take(&self) -> Phases {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+fn bare_host(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Resolves names, timing each lookup; `--connect-to`/`-I` overrides skip DNS.
+#[derive(Debug)]
+pub struct ProbeResolver {
+    /// Host names to connect to at a fixed address instead of resolving them.
+    pub overrides: Vec<(String, IpAddr)>,
+    /// Where the timing goes.
+    pub recorder: Recorder,
+    /// Only this address family, when `-4`/`-6` is given.
+    pub family: Option<IpFamilyWanted>,
+}
+
+/// `-4` or `-6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamilyWanted {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+impl Resolver for ProbeResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let start = Instant::now();
+        let host = bare_host(uri.host().unwrap_or_default()).to_string();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        if let Some((_, ip)) = self
+            .overrides
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&host))
+        {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(*ip, port));
+            self.recorder.lock().resolve.push(Phase {
+                took: start.elapsed(),
+                ok: true,
+                detail: format!("{host} -> {ip} (given, not resolved)"),
+            });
+            return Ok(addrs);
+        }
+        let result = DefaultResolver::default().resolve(uri, config, timeout);
+        let took = start.elapsed();
+        let phase = match &result {
+            Ok(addrs) => {
+                let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+                Phase {
+                    took,
+                    ok: true,
+                    detail: format!("{host} -> {}", list.join(", ")),
+                }
+            }
+            Err(ureq::Error::HostNotFound) => Phase {
+                took,
+                ok: false,
+                detail: match self.family {
+                    Some(f) => format!(
+                        "{host}: no {} address",
+                        if f == IpFamilyWanted::V4 {
+                            "IPv4"
+                        } else {
+                            "IPv6"
+                        }
+                    ),
+                    None => format!("{host}: no such host"),
+                },
+            },
+            Err(ureq::Error::Timeout(_)) => Phase {
+                took,
+                ok: false,
+                detail: format!("{host}: lookup timed out"),
+            },
+            Err(ureq::Error::Io(e)) => Phase {
+                took,
+                ok: false,
+                detail: format!("{host}: {}", lookup_error_text(e)),
+            },
+            Err(e) => Phase {
+                took,
+                ok: false,
+                detail: format!("{host}: {e}"),
+            },
+        };
+        self.recorder.lock().resolve.push(phase);
+        result
+    }
+}
+
+fn lookup_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    // getaddrinfo's "failed to lookup address information: Name or service
+    // not known" says the same thing as our shorter phrase.
+    if text.contains("Name or service not known") || text.contains("No address associated") {
+        "no such host".to_string()
+    } else {
+        text
+    }
+}
+
+/// TCP connect over the resolved addresses in order, timed, each failure named.
+#[derive(Debug)]
+pub struct TcpStep {
+    /// Where the timing goes.
+    pub recorder: Recorder,
+    /// The probe's deadline.
+    pub deadline: Instant,
+}
+
+impl<In: Transport> Connector<In> for TcpStep {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(t) = chained {
+            return Ok(Some(t.boxed()));
+        }
+        let start = Instant::now();
+        let mut failures = Vec::new();
+        let mut last_error = None;
+        for addr in details.addrs.iter() {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                last_error = Some(ureq::Error::Timeout(ureq::Timeout::Connect));
+                failures.push(format!("{addr}: timed out"));
+                break;
+            }
+            match TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    let mut rec = self.recorder.lock();
+                    rec.peer = Some(*addr);
+                    let mut detail = addr.to_string();
+                    if !failures.is_empty() {
+                        detail = format!("{detail} (after {})", failures.join("; "));
+                    }
+                    rec.connect = Some(Phase {
+                        took: start.elapsed(),
+                        ok: true,
+                        detail,
+                    });
+                    let buffers = LazyBuffers::new(BUFFER_SIZE, BUFFER_SIZE);
+                    return Ok(Some(TcpTransport { stream, buffers }.boxed()));
+                }
+                Err(e) => {
+                    let timed_out = matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    );
+                    failures.push(format!(
+                        "{addr}: {}",
+                        if timed_out {
+                            "timed out".to_string()
+                        } else {
+                            connect_error_text(&e)
+                        }
+                    ));
+                    last_error = Some(if timed_out {
+                        ureq::Error::Timeout(ureq::Timeout::Connect)
+                    } else {
+                        ureq::Error::Io(e)
+                    });
+                }
+            }
+        }
+        self.recorder.lock().connect = Some(Phase {
+            took: start.elapsed(),
+            ok: false,
+            detail: if failures.is_empty() {
+                "no address to connect to".to_string()
+            } else {
+                failures.join("; ")
+            },
+        });
+        Err(last_error.unwrap_or(ureq::Error::ConnectionFailed))
+    }
+}
+
+fn connect_error_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        std::io::ErrorKind::HostUnreachable => "host unreachable".to_string(),
+        std::io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// TLS handshake with rustls, timed; keeps the chain and why verification failed.
+#[derive(Debug)]
+pub struct TlsStep {
+    /// Where the timing goes.
+    pub recorder: Recorder,
+    /// The client configuration (with a [`RecordingVerifier`]).
+    pub config: Arc<ClientConfig>,
+    /// Server name to send and verify instead of the URL's host.
+    pub sni: Option<String>,
+}
+
+impl Connector<Box<dyn Transport>> for TlsStep {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(transport));
+        }
+        let start = Instant::now();
+        let host = match &self.sni {
+            Some(s) => s.clone(),
+            None => bare_host(details.uri.host().unwrap_or_default()).to_string(),
+        };
+        let fail = |detail: String| {
+            self.recorder.lock().tls = Some(Phase {
+                took: start.elapsed(),
+                ok: false,
+                detail,
+            });
+        };
+        let name = match ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(_) => {
+                fail(format!("{host:?} is not a valid TLS server name"));
+                return Err(ureq::Error::Tls("invalid TLS server name"));
+            }
+        };
+        let mut conn = match ClientConnection::new(Arc::clone(&self.config), name) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(e.to_string());
+                return Err(ureq::Error::Tls("cannot start TLS"));
+            }
+        };
+        let mut sock = TransportAdapter::new(transport, details.current_time.clone());
+        sock.set_timeout(details.timeout);
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                let verify = self.recorder.lock().verify_error.clone();
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                );
+                let detail = match verify {
+                    Some(v) => format!("certificate verification failed: {v}"),
+                    None if timed_out => "handshake timed out".to_string(),
+                    None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        "server closed the connection during the handshake".to_string()
+                    }
+                    None => e.to_string(),
+                };
+                fail(detail);
+                return Err(if timed_out {
+                    ureq::Error::Timeout(ureq::Timeout::Connect)
+                } else {
+                    ureq::Error::Io(e)
+                });
+            }
+        }
+        {
+            let mut rec = self.recorder.lock();
+            rec.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
+            rec.tls_cipher = conn
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()));
+            rec.tls = Some(Phase {
+                took: start.elapsed(),
+                ok: true,
+                detail: format!(
+                    "{} {}",
+                    rec.tls_version.as_deref().unwrap_or("?"),
+                    rec.tls_cipher.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+        Ok(Some(Box::new(TlsTransport {
+            buffers: LazyBuffers::new(BUFFER_SIZE, BUFFER_SIZE),
+            stream: StreamOwned { conn, sock },
+        })))
+    }
+}
+
+/// A plain TCP stream as a ureq transport (ureq keeps its own private).
+#[derive(Debug)]
+struct TcpTransport {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+}
+
+fn io_timeout(e: std::io::Error, timeout: &NextTimeout) -> ureq::Error {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            ureq::Error::Timeout(timeout.reason)
+        }
+        _ => ureq::Error::Io(e),
+    }
+}
+
+/// A socket timeout for the time ureq allows (a zero timeout would mean
+/// "block forever" to the socket, so it becomes the smallest non-zero one).
+fn socket_timeout(timeout: &NextTimeout) -> Option<Duration> {
+    if timeout.after.is_not_happening() {
+        None
+    } else {
+        Some((*timeout.after).max(Duration::from_millis(1)))
+    }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        use std::io::Write;
+        self.stream.set_write_timeout(socket_timeout(&timeout))?;
+        let output = &self.buffers.output()[..amount];
+        self.stream
+            .write_all(output)
+            .map_err(|e| io_timeout(e, &timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        use std::io::Read;
+        self.stream.set_read_timeout(socket_timeout(&timeout))?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match self.stream.read(input) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_timeout(e, &timeout)),
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // Only asked before reusing a pooled connection; probes do not pool.
+        false
+    }
+}
+
+/// A rustls stream as a ureq transport.
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTransport").finish()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        use std::io::Write;
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        use std::io::Read;
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// Marks when the request leaves and the first response byte arrives.
+#[derive(Debug)]
+pub struct TimingStep {
+    /// Where the timing goes.
+    pub recorder: Recorder,
+}
+
+impl Connector<Box<dyn Transport>> for TimingStep {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| {
+            Box::new(TimedTransport {
+                inner,
+                recorder: self.recorder.clone(),
+            }) as Box<dyn Transport>
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct TimedTransport {
+    inner: Box<dyn Transport>,
+    recorder: Recorder,
+}
+
+impl Transport for TimedTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        {
+            let mut rec = self.recorder.lock();
+            if rec.request_started.is_none() {
+                rec.request_started = Some(Instant::now());
+            }
+        }
+        let result = self.inner.transmit_output(amount, timeout);
+        self.recorder.lock().request_sent = Some(Instant::now());
+        result
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let got = self.inner.await_input(timeout)?;
+        if got {
+            let mut rec = self.recorder.lock();
+            if rec.first_byte.is_none() && rec.request_sent.is_some() {
+                rec.first_byte = Some(Instant::now());
+            }
+        }
+        Ok(got)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+/// Verifies like rustls' WebPKI verifier (or not at all with `--insecure`),
+/// but first records the presented chain, and records why it failed.
+#[derive(Debug)]
+pub struct RecordingVerifier {
+    /// The real verifier; `None` with `--insecure`.
+    pub inner: Option<Arc<WebPkiServerVerifier>>,
+    /// The crypto provider (for signature checks when `inner` is `None`).
+    pub provider: Arc<CryptoProvider>,
+    /// Where the chain goes.
+    pub recorder: Recorder,
+}
+
+/// Parse a DER certificate into what a probe reports.
+pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        {
+            let mut rec = self.recorder.lock();
+            rec.chain = std::iter::once(end_entity)
+                .chain(intermediates.iter())
+                .filter_map(|c| cert_info(c.as_ref()))
+                .collect();
+        }
+        let Some(inner) = &self.inner else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .inspect_err(|e| {
+                self.recorder.lock().verify_error = Some(verify_error_text(e));
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn verify_error_text(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => "certificate has expired".to_string(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate is not valid yet".to_string()
+            }
+            C::UnknownIssuer => {
+                "unknown issuer (self-signed, or CA not trusted; see --ca-file)".to_string()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate is not valid for this host name".to_string()
+            }
+            C::Revoked => "certificate is revoked".to_string(),
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}

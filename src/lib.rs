@@ -1,0 +1,14 @@
+//! skyprobe: small, composable, one-shot checks for people who run clouds.
+//!
+//! Every binary in `src/bin/` parses its flags, calls one check in this
+//! library, and hands the resulting [`report::Record`]s to [`render`]; the
+//! shared edge helper [`cli::main`] maps the worst status to the exit code.
+//! The library itself never prints and never exits the process.
+
+pub mod cli;
+pub mod http;
+pub mod render;
+pub mod report;
+pub mod state;
+pub mod threshold;
+pub mod units;
