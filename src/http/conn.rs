@@ -152,6 +152,16 @@ impl Resolver for ProbeResolver {
             });
             return Ok(addrs);
         }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(ip, port));
+            self.recorder.lock().resolve.push(Phase {
+                took: start.elapsed(),
+                ok: true,
+                detail: format!("{ip} (an address, no lookup)"),
+            });
+            return Ok(addrs);
+        }
         let result = DefaultResolver::default().resolve(uri, config, timeout);
         let took = start.elapsed();
         let phase = match &result {

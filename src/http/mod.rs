@@ -918,6 +918,8 @@ fn evaluate(
             s.push_str(&format!(", certificate {d:.0} days left"));
         }
         s
+    } else if time_state != Status::Ok && problems.len() == 1 {
+        problems.join("; ")
     } else {
         format!("{} ({:.0} ms)", problems.join("; "), ms)
     };
@@ -973,7 +975,8 @@ fn check_content(
             .map(|(k, v)| format!("{k}: {v}"))
             .collect::<Vec<_>>()
             .join("\n");
-        let result = if all.contains(want.as_str()) {
+        // Header names arrive lower-cased (HTTP/2 style); match without case.
+        let result = if all.to_ascii_lowercase().contains(&want.to_ascii_lowercase()) {
             Ok(format!("headers contain {want:?}"))
         } else {
             Err(format!("headers do not contain {want:?}"))

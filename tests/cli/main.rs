@@ -1,1 +1,7 @@
-//! Integration tests: one module per binary.
+//! Integration tests: the real binaries against real servers started by the
+//! tests. One module per binary; shared helpers in `common`.
+
+mod common;
+mod docs;
+mod probe_http;
+mod schema;

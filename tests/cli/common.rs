@@ -1,0 +1,360 @@
+//! Helpers: run a binary, decode its records strictly, and loopback servers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skyprobe::report::Record;
+
+/// What a run of a binary left behind.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Run {
+    /// Every stdout line decoded as a record; unknown fields are errors
+    /// (`Record` denies them), so schema drift fails here.
+    pub fn records(&self) -> Vec<Record> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str::<Record>(l).unwrap_or_else(|e| panic!("bad record {l}: {e}")))
+            .collect()
+    }
+
+    /// The only record.
+    pub fn record(&self) -> Record {
+        let mut all = self.records();
+        assert_eq!(all.len(), 1, "want one record, stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        all.remove(0)
+    }
+}
+
+/// Run `bin` with `args`, stdin closed, in a clean format environment.
+pub fn run(bin: &str, args: &[&str]) -> Run {
+    run_env(bin, args, &[])
+}
+
+/// Run with extra environment variables.
+pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let started = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_remove("SKYPROBE_FORMAT")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out: Output = cmd.output().expect("binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+pub const PROBE_HTTP: &str = env!("CARGO_BIN_EXE_probe-http");
+
+/// A parsed request as the test server saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+pub type Handler = Arc<dyn Fn(&Request, &mut dyn Stream) + Send + Sync>;
+
+fn read_request(stream: &mut dyn Stream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { method, path, headers, body })
+}
+
+/// Write a complete response.
+pub fn respond(stream: &mut dyn Stream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// A loopback HTTP server running `handler` for each request, one thread
+/// per connection. It lives as long as the test process.
+pub struct Server {
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+}
+
+pub fn http_server(handler: Handler) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let handler = Arc::clone(&handler);
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                if let Some(req) = read_request(&mut conn) {
+                    handler(&req, &mut conn);
+                }
+            });
+        }
+    });
+    Server { addr }
+}
+
+/// A server that accepts connections and never says anything.
+pub fn silent_server() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    Server { addr }
+}
+
+/// A loopback HTTPS server with the given certificate chain and key (PEM).
+pub fn https_server(cert_pem: &str, key_pem: &str, handler: Handler) -> Server {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("certs");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let handler = Arc::clone(&handler);
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(tls) = rustls::ServerConnection::new(config) else { return };
+                let mut stream = rustls::StreamOwned::new(tls, conn);
+                if let Some(req) = read_request(&mut stream) {
+                    handler(&req, &mut stream);
+                    stream.conn.send_close_notify();
+                    let _ = stream.flush();
+                }
+            });
+        }
+    });
+    Server { addr }
+}
+
+/// Certificates made by the test.
+pub struct Certs {
+    pub ca_pem: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+fn leaf_params(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    p.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    p
+}
+
+/// A CA and a leaf for localhost/127.0.0.1 signed by it, valid until `until`.
+pub fn ca_signed(until: (i32, u8, u8)) -> Certs {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "skyprobe test CA");
+    ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    ca_params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf = leaf_params((2020, 1, 1), until)
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .expect("leaf");
+    Certs {
+        ca_pem: ca.pem(),
+        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+/// A self-signed certificate for localhost/127.0.0.1.
+pub fn self_signed(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> Certs {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = leaf_params(not_before, not_after).self_signed(&key).expect("cert");
+    Certs {
+        ca_pem: cert.pem(),
+        chain_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("skyprobe-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The step of a record's trace with this name, if any.
+pub fn step<'a>(r: &'a Record, name: &str) -> Option<&'a skyprobe::report::TraceStep> {
+    r.trace.iter().find(|s| s.step == name)
+}
+
+/// Whether we may create network namespaces here (root with `ip`).
+pub fn can_netns() -> bool {
+    nix_is_root()
+        && Command::new("ip")
+            .args(["netns", "list"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A network namespace made by the test, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("skyprobe-{tag}-{}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().expect("ip");
+        assert!(ok.success(), "ip netns add {name}");
+        Netns(name)
+    }
+
+    pub fn exec(&self, args: &[&str]) {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .status()
+            .expect("ip netns exec");
+        assert!(ok.success(), "ip netns exec {} {args:?}", self.0);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}

@@ -1,0 +1,53 @@
+//! Man pages and shell completions are generated from the same clap
+//! definitions as the binaries and committed; this fails when they are
+//! stale. Regenerate with `SKYPROBE_UPDATE_DOCS=1 cargo test --test cli docs`.
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+fn commands() -> Vec<clap::Command> {
+    vec![skyprobe::http::cli::Args::command()]
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Compare `path` with `contents`; rewrite it when asked, else fail.
+fn ensure_file_contents(path: &Path, contents: &[u8], stale: &mut Vec<String>) {
+    if std::fs::read(path).ok().as_deref() == Some(contents) {
+        return;
+    }
+    if std::env::var_os("SKYPROBE_UPDATE_DOCS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+    } else {
+        stale.push(path.strip_prefix(root()).unwrap_or(path).display().to_string());
+    }
+}
+
+#[test]
+fn docs_man_pages_and_completions_are_fresh() {
+    let mut stale = Vec::new();
+    for mut cmd in commands() {
+        let name = cmd.get_name().to_string();
+        cmd.build();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut man).expect("man page");
+        ensure_file_contents(&root().join("man").join(format!("{name}.1")), &man, &mut stale);
+        for (shell, file) in [
+            (clap_complete::Shell::Bash, format!("{name}.bash")),
+            (clap_complete::Shell::Zsh, format!("_{name}")),
+            (clap_complete::Shell::Fish, format!("{name}.fish")),
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, &name, &mut out);
+            ensure_file_contents(&root().join("completions").join(file), &out, &mut stale);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale generated docs: {stale:?}; run SKYPROBE_UPDATE_DOCS=1 cargo test --test cli docs"
+    );
+}

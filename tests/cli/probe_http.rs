@@ -1,0 +1,489 @@
+//! probe-http against loopback HTTP/HTTPS servers started here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skyprobe::report::Status;
+
+use crate::common::*;
+
+fn routes() -> Handler {
+    Arc::new(|req: &Request, s: &mut dyn Stream| match req.path.as_str() {
+        "/ok" => respond(s, 200, &[("Content-Type", "text/plain")], b"hello world"),
+        "/json" => respond(
+            s,
+            200,
+            &[("Content-Type", "application/json"), ("X-Service", "nova-api")],
+            br#"{"status":"UP","items":[1,2,3],"version":"2.1"}"#,
+        ),
+        "/down" => respond(s, 503, &[], b"maintenance"),
+        "/missing" => respond(s, 404, &[], b"no"),
+        "/redirect" => respond(s, 302, &[("Location", "/ok")], b""),
+        "/loop" => respond(s, 302, &[("Location", "/loop")], b""),
+        "/echo" => {
+            let text = format!(
+                "{} {} auth={}\n{}",
+                req.method,
+                req.header("content-type").unwrap_or("-"),
+                req.header("authorization").unwrap_or("-"),
+                String::from_utf8_lossy(&req.body)
+            );
+            respond(s, 200, &[], text.as_bytes())
+        }
+        "/trickle" => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            let _ = s.flush();
+            // One byte a second, bounded: it stops by itself.
+            for _ in 0..100 {
+                if s.write_all(b"x").and_then(|_| s.flush()).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "/big" => {
+            let body = vec![b'a'; 10 << 20];
+            respond(s, 200, &[], &body)
+        }
+        "/slow" => {
+            std::thread::sleep(Duration::from_millis(300));
+            respond(s, 200, &[], b"late")
+        }
+        _ => respond(s, 404, &[], b"unknown route"),
+    })
+}
+
+fn server() -> Server {
+    http_server(routes())
+}
+
+#[test]
+fn ok_response_has_phase_trace_and_metrics() {
+    let srv = server();
+    let run = run(PROBE_HTTP, &[&srv.url("/ok"), "--name", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.record();
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(r.check, "probe-http");
+    assert_eq!(r.name, "web");
+    assert_eq!(r.target, srv.url("/ok"));
+    assert_eq!(r.details["status_code"], 200);
+    assert_eq!(r.details["size"], 11);
+    let steps: Vec<&str> = r.trace.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(steps, ["resolve", "connect", "response", "transfer", "status"]);
+    assert!(r.trace.iter().all(|s| s.ok));
+    let names: Vec<&str> = r.metrics.iter().map(|m| m.name.as_str()).collect();
+    for want in ["time", "time_resolve", "time_connect", "time_firstbyte", "time_transfer", "size"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(r.summary.starts_with("HTTP 200 OK, 11 B in "), "{}", r.summary);
+}
+
+#[test]
+fn default_states_follow_check_http() {
+    let srv = server();
+    let down = run(PROBE_HTTP, &[&srv.url("/down")]);
+    assert_eq!(down.code, 2);
+    assert_eq!(down.record().status, Status::Critical);
+    assert!(down.record().summary.contains("HTTP 503"), "{}", down.record().summary);
+    let missing = run(PROBE_HTTP, &[&srv.url("/missing")]);
+    assert_eq!(missing.code, 1);
+    assert_eq!(missing.record().status, Status::Warning);
+    let redirect = run(PROBE_HTTP, &[&srv.url("/redirect")]);
+    assert_eq!(redirect.code, 0, "3xx is OK without -f");
+    assert_eq!(redirect.record().details["status_code"], 302);
+}
+
+#[test]
+fn expect_accepts_lists_classes_and_ranges() {
+    let srv = server();
+    for (path, expect, code) in [
+        ("/missing", "404", 0),
+        ("/ok", "200,204", 0),
+        ("/ok", "2xx", 0),
+        ("/ok", "200-299", 0),
+        ("/down", "2xx", 2),
+        ("/ok", "204", 2),
+    ] {
+        let run = run(PROBE_HTTP, &[&srv.url(path), "-e", expect]);
+        assert_eq!(run.code, code, "{path} -e {expect}: {}", run.stdout);
+        if code == 2 {
+            let r = run.record();
+            assert!(r.summary.contains(&format!("expected {expect}")), "{}", r.summary);
+            let status_step = step(&r, "status").expect("status step");
+            assert!(!status_step.ok);
+        }
+    }
+}
+
+#[test]
+fn body_assertions_name_what_failed() {
+    let srv = server();
+    let ok = run(PROBE_HTTP, &[&srv.url("/json"), "-s", "UP", "-r", "items\":\\[1", "--json", ".status == \"UP\"", "--json", ".items|length > 2", "--expect-header", "Content-Type: ^application/json", "-d", "X-Service: nova"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    let r = ok.record();
+    for s in ["string", "regex", "json", "header"] {
+        assert!(step(&r, s).is_some_and(|x| x.ok), "{s} step in {:?}", r.trace);
+    }
+
+    let bad_json = run(PROBE_HTTP, &[&srv.url("/json"), "--json", ".status == \"DOWN\""]);
+    assert_eq!(bad_json.code, 2);
+    let r = bad_json.record();
+    assert!(r.summary.contains(".status == \"DOWN\" failed: got \"UP\""), "{}", r.summary);
+
+    let missing = run(PROBE_HTTP, &[&srv.url("/ok"), "-s", "goodbye"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.record().summary.contains("string \"goodbye\" not found"));
+
+    let inverted = run(PROBE_HTTP, &[&srv.url("/ok"), "-r", "hello", "--invert-regex"]);
+    assert_eq!(inverted.code, 2);
+    let insensitive = run(PROBE_HTTP, &[&srv.url("/ok"), "-R", "HELLO"]);
+    assert_eq!(insensitive.code, 0);
+
+    let not_json = run(PROBE_HTTP, &[&srv.url("/ok"), "--json", ".a"]);
+    assert_eq!(not_json.code, 2);
+    assert!(not_json.record().summary.contains("body is not JSON"));
+
+    let header = run(PROBE_HTTP, &[&srv.url("/ok"), "--expect-header", "X-Service"]);
+    assert_eq!(header.code, 2);
+    assert!(header.record().summary.contains("header X-Service missing"));
+}
+
+#[test]
+fn response_time_thresholds() {
+    let srv = server();
+    let warn = run(PROBE_HTTP, &[&srv.url("/slow"), "-w", "0.1", "-c", "5"]);
+    assert_eq!(warn.code, 1, "{}", warn.stdout);
+    let r = warn.record();
+    let time = r.metrics.iter().find(|m| m.name == "time").expect("time");
+    assert_eq!(time.warn.as_deref(), Some("0.1"));
+    assert_eq!(time.crit.as_deref(), Some("5"));
+    assert!(time.value >= 0.3);
+    let crit = run(PROBE_HTTP, &[&srv.url("/slow"), "-w", "0.05", "-c", "0.1"]);
+    assert_eq!(crit.code, 2);
+}
+
+#[test]
+fn redirects_follow_or_judge() {
+    let srv = server();
+    let follow = run(PROBE_HTTP, &[&srv.url("/redirect"), "-f", "follow"]);
+    assert_eq!(follow.code, 0, "{}", follow.stdout);
+    let r = follow.record();
+    assert_eq!(r.details["status_code"], 200);
+    assert_eq!(r.details["redirects"], 1);
+    assert_eq!(r.details["final_url"], srv.url("/ok"));
+    assert!(step(&r, "redirect").is_some());
+
+    let crit = run(PROBE_HTTP, &[&srv.url("/redirect"), "-f", "critical"]);
+    assert_eq!(crit.code, 2);
+    assert!(crit.record().summary.contains("redirect to /ok"));
+    let warn = run(PROBE_HTTP, &[&srv.url("/redirect"), "-f", "warning"]);
+    assert_eq!(warn.code, 1);
+
+    let looping = run(PROBE_HTTP, &[&srv.url("/loop"), "-f", "follow", "--max-redirs", "3"]);
+    assert_eq!(looping.code, 2);
+    let r = looping.record();
+    assert!(r.summary.contains("more than 3 redirects"), "{}", r.summary);
+    assert_eq!(r.details["redirects"], 3);
+}
+
+#[test]
+fn trickling_body_ends_at_the_deadline() {
+    let srv = server();
+    let run = run(PROBE_HTTP, &[&srv.url("/trickle"), "-t", "2"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    // A bound on a hang, not a speed claim: -t 2 plus a generous margin.
+    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    let r = run.record();
+    assert!(r.summary.contains("timed out"), "{}", r.summary);
+    let transfer = step(&r, "transfer").expect("transfer step");
+    assert!(!transfer.ok);
+    // The phases that completed keep their times.
+    assert!(step(&r, "connect").is_some_and(|s| s.ok));
+    assert!(step(&r, "response").is_some_and(|s| s.ok));
+}
+
+#[test]
+fn timeout_state_picks_the_state_on_timeout() {
+    let srv = silent_server();
+    let run = run(PROBE_HTTP, &[&srv.url("/"), "-t", "1", "--timeout-state", "warning"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.record().status, Status::Warning);
+}
+
+#[test]
+fn silent_server_times_out_waiting_for_the_response() {
+    let srv = silent_server();
+    let run = run(PROBE_HTTP, &[&srv.url("/"), "-t", "2"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    let r = run.record();
+    assert!(r.summary.contains("timed out after 2.0 s while waiting for the response"), "{}", r.summary);
+    let response = step(&r, "response").expect("response step");
+    assert!(!response.ok);
+    assert!(step(&r, "connect").is_some_and(|s| s.ok));
+}
+
+#[test]
+fn blackholed_address_in_a_namespace_times_out_connecting() {
+    if !can_netns() {
+        eprintln!("skipped: needs root and ip netns");
+        return;
+    }
+    // A veth pair whose far end has no address, and a fixed neighbour entry
+    // for the target with a MAC nobody has: SYNs leave and are silently
+    // dropped, like a host that vanished. The address exists only inside the
+    // namespace this test made; nothing leaves it.
+    let ns = Netns::new("blackhole");
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    ns.exec(&["ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1"]);
+    ns.exec(&["ip", "addr", "add", "10.213.0.1/24", "dev", "bh0"]);
+    ns.exec(&["ip", "link", "set", "bh0", "up"]);
+    ns.exec(&["ip", "link", "set", "bh1", "up"]);
+    ns.exec(&["ip", "neigh", "add", "10.213.0.2", "lladdr", "02:00:00:00:02:13", "dev", "bh0", "nud", "permanent"]);
+    let run = run("ip", &["netns", "exec", &ns.0, PROBE_HTTP, "http://10.213.0.2:8080/", "-t", "2"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    let r = run.record();
+    assert!(r.summary.contains("while connecting"), "{}", r.summary);
+    let connect = step(&r, "connect").expect("connect step");
+    assert!(!connect.ok);
+    assert!(connect.detail.as_deref().unwrap_or("").contains("10.213.0.2:8080"));
+}
+
+#[test]
+fn invalid_name_fails_at_resolve() {
+    let run = run(PROBE_HTTP, &["http://skyprobe-test.invalid/", "-t", "2"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    let r = run.record();
+    let resolve = step(&r, "resolve").expect("resolve step");
+    assert!(!resolve.ok, "{:?}", r.trace);
+    assert!(step(&r, "connect").is_none());
+}
+
+#[test]
+fn refused_connection_names_the_address() {
+    // Bind then drop: the port is closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let run = run(PROBE_HTTP, &["-H", "127.0.0.1", "-p", &port.to_string()]);
+    assert_eq!(run.code, 2);
+    let r = run.record();
+    assert_eq!(r.summary, format!("cannot connect: 127.0.0.1:{port}: connection refused"));
+}
+
+#[test]
+fn ten_mebibyte_body_and_the_size_limit() {
+    let srv = server();
+    let run1 = run(PROBE_HTTP, &[&srv.url("/big"), "-m", "1M:20M"]);
+    assert_eq!(run1.code, 0, "{}", run1.stdout);
+    let r = run1.record();
+    assert_eq!(r.details["size"], 10 << 20);
+    let limited = run(PROBE_HTTP, &[&srv.url("/big"), "--max-body", "1M"]);
+    assert_eq!(limited.code, 2);
+    assert!(limited.record().summary.contains("larger than --max-body"));
+    let small = run(PROBE_HTTP, &[&srv.url("/ok"), "-m", "100"]);
+    assert_eq!(small.code, 1, "page size below -m is WARNING");
+}
+
+#[test]
+fn post_body_from_file_and_basic_auth_stay_secret() {
+    let srv = server();
+    let dir = TempDir::new("post");
+    let body = dir.write("body.json", "{\"ping\":1}");
+    let run = run(
+        PROBE_HTTP,
+        &[&srv.url("/echo"), "--data", &format!("@{body}"), "-T", "application/json", "-a", "admin:s3cret-pw", "-s", "POST application/json", "-vv"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("s3cret-pw") && !run.stderr.contains("s3cret-pw"));
+    // The server got the credentials (base64 of admin:s3cret-pw).
+    let r = run.record();
+    assert!(step(&r, "string").is_some_and(|s| s.ok));
+
+    let in_url = run_url_with_credentials(&srv);
+    assert!(!in_url.stdout.contains("hunter2") && !in_url.stderr.contains("hunter2"));
+    assert!(!in_url.record().target.contains("admin"));
+}
+
+fn run_url_with_credentials(srv: &Server) -> Run {
+    let url = format!("http://admin:hunter2@{}/echo", srv.addr);
+    let run = run(PROBE_HTTP, &[&url, "-s", "auth=Basic YWRtaW46aHVudGVyMg==", "-v"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    run
+}
+
+#[test]
+fn tls_with_trusted_ca_reports_certificate_days() {
+    let certs = ca_signed((2090, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("ca");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let run = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca, "-C", "30,7", "--continue-after-certificate"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let r = run.record();
+    assert!(step(&r, "tls").is_some_and(|s| s.ok));
+    assert!(r.details["cert_days_left"].as_f64().expect("days") > 20_000.0);
+    assert!(r.details["tls_version"].as_str().expect("version").starts_with("TLSv1_"));
+    assert!(r.metrics.iter().any(|m| m.name == "time_tls"));
+    assert!(r.metrics.iter().any(|m| m.name == "cert_days" && m.warn.as_deref() == Some("30:")));
+}
+
+#[test]
+fn self_signed_certificate_fails_verification_but_reports_expiry() {
+    let certs = self_signed((2020, 1, 1), (2090, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let run1 = run(PROBE_HTTP, &[&srv.https_url("/ok")]);
+    assert_eq!(run1.code, 2, "{}", run1.stdout);
+    let r = run1.record();
+    assert!(r.summary.contains("unknown issuer"), "{}", r.summary);
+    assert!(!step(&r, "tls").expect("tls step").ok);
+    assert!(r.details.contains_key("cert_days_left"), "expiry reported even when verification fails");
+
+    let insecure = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--insecure"]);
+    assert_eq!(insecure.code, 0, "{}", insecure.stdout);
+}
+
+#[test]
+fn expired_certificate_is_critical_with_or_without_verification() {
+    let certs = self_signed((2020, 1, 1), (2021, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("expired");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let verified = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca]);
+    assert_eq!(verified.code, 2);
+    assert!(verified.record().summary.contains("expired"), "{}", verified.record().summary);
+    let insecure = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--insecure", "-C", "30"]);
+    assert_eq!(insecure.code, 2);
+    let r = insecure.record();
+    assert!(r.summary.contains("has expired"), "{}", r.summary);
+    assert!(r.details["cert_days_left"].as_f64().expect("days") < 0.0);
+}
+
+#[test]
+fn certificate_expiring_soon_is_a_warning() {
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::days(20);
+    let certs = ca_signed((soon.year(), soon.month() as u8, soon.day()));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("soon");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let run1 = run(PROBE_HTTP, &[&srv.https_url("/down"), "--ca-file", &ca, "-C", "30,7"]);
+    // As check_http: with -C only the certificate is judged (the 503 is not).
+    assert_eq!(run1.code, 1, "{}", run1.stdout);
+    assert!(run1.record().summary.contains("expires soon"));
+    let both = run(PROBE_HTTP, &[&srv.https_url("/down"), "--ca-file", &ca, "-C", "30,7", "--continue-after-certificate"]);
+    assert_eq!(both.code, 2);
+}
+
+#[test]
+fn connect_to_and_sni_override_the_address() {
+    let certs = ca_signed((2090, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("sni");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let url = format!("https://localhost:{}/ok", srv.addr.port());
+    let run1 = run(PROBE_HTTP, &[&url, "--ca-file", &ca, "--connect-to", "localhost:127.0.0.1"]);
+    assert_eq!(run1.code, 0, "{}", run1.stdout);
+    let r = run1.record();
+    assert!(step(&r, "resolve").expect("resolve").detail.as_deref().unwrap_or("").contains("given"));
+    let wrong_name = run(PROBE_HTTP, &[&url, "--ca-file", &ca, "--connect-to", "localhost:127.0.0.1", "--sni", "other.example"]);
+    assert_eq!(wrong_name.code, 2);
+    assert!(wrong_name.record().summary.contains("not valid for this host name"), "{}", wrong_name.record().summary);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_3() {
+    let dir = TempDir::new("bad");
+    let missing = dir.0.join("nope.json");
+    let missing_arg = format!("@{}", missing.display());
+    for args in [
+        vec!["not a url"],
+        vec!["http://127.0.0.1:1/", "-w", "3:2"],
+        vec!["http://127.0.0.1:1/", "--data", missing_arg.as_str()],
+        vec!["http://127.0.0.1:1/", "-P", "x", "--data", "y"],
+        vec!["http://127.0.0.1:1/", "-4", "-6"],
+        vec!["http://127.0.0.1:1/", "--format", "xml"],
+        vec!["http://127.0.0.1:1/", "-t", "soon"],
+        vec!["https://127.0.0.1:1/", "--ca-file", "/nonexistent/ca.pem"],
+        vec![],
+    ] {
+        let run = run(PROBE_HTTP, &args);
+        assert_eq!(run.code, 3, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("probe-http: "), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    // Nagios drops stderr: the reason must be on stdout in that format.
+    let nagios = run(PROBE_HTTP, &["http://127.0.0.1:1/", "-w", "3:2", "--format", "nagios"]);
+    assert_eq!(nagios.code, 3);
+    assert_eq!(nagios.stdout, "HTTP UNKNOWN - -w/-c: range \"3:2\": start is greater than end\n");
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let help = run(PROBE_HTTP, &["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Examples:"));
+    let version = run(PROBE_HTTP, &["-V"]);
+    assert_eq!(version.code, 0);
+    assert!(version.stdout.starts_with("probe-http "));
+}
+
+#[test]
+fn formats_render_the_same_record() {
+    let srv = server();
+    let url = srv.url("/down");
+    let nagios = run(PROBE_HTTP, &[&url, "--format", "nagios", "-w", "1", "-c", "2"]);
+    assert_eq!(nagios.code, 2);
+    let first = nagios.stdout.lines().next().expect("line");
+    assert!(first.starts_with("HTTP CRITICAL - HTTP 503 Service Unavailable"), "{first}");
+    let perf = first.split_once(" | ").expect("perfdata").1;
+    let time = perf.split(' ').next().expect("item");
+    assert!(time.starts_with("'time'=") && time.ends_with("s;1;2;0;"), "{time}");
+    for item in perf.split(' ') {
+        let value = item.split_once('=').expect("label=value").1;
+        assert!(!value.contains(['e', 'E']), "no exponents: {item}");
+    }
+
+    let prom = run_env(PROBE_HTTP, &[&url], &[("SKYPROBE_FORMAT", "prometheus")]);
+    assert!(prom.stdout.contains("# TYPE skyprobe_status gauge"));
+    assert!(prom.stdout.contains("skyprobe_status{check=\"probe-http\""));
+
+    let csv = run(PROBE_HTTP, &[&url, "--format", "csv"]);
+    let mut lines = csv.stdout.lines();
+    assert_eq!(lines.next(), Some("ts,host,check,name,target,status,summary,duration_ms,labels,event"));
+    assert!(lines.next().expect("row").contains(",critical,"));
+
+    let table = run(PROBE_HTTP, &[&url, "--format", "table"]);
+    assert!(table.stdout.contains("CRITICAL") && table.stdout.contains("STATUS"));
+}
+
+#[test]
+fn output_file_is_written_atomically() {
+    let srv = server();
+    let dir = TempDir::new("out");
+    let out = dir.0.join("http.prom");
+    let run = run(PROBE_HTTP, &[&srv.url("/ok"), "--format", "prometheus", "--output", &out.to_string_lossy()]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.is_empty());
+    let text = std::fs::read_to_string(&out).expect("written");
+    assert!(text.contains("skyprobe_status{"));
+    let leftovers = std::fs::read_dir(&dir.0).expect("ls").count();
+    assert_eq!(leftovers, 1, "no temporary file left behind");
+}
+
+#[test]
+fn every_and_count_stream_rounds_with_labels() {
+    let srv = server();
+    let run = run(
+        PROBE_HTTP,
+        &[&srv.url("/ok"), "--every", "100ms", "--count", "3", "--label", "az=zone-a", "--hostname", "mon1"],
+    );
+    assert_eq!(run.code, 0);
+    let records = run.records();
+    assert_eq!(records.len(), 3);
+    for r in records {
+        assert_eq!(r.labels.get("az").map(String::as_str), Some("zone-a"));
+        assert_eq!(r.host, "mon1");
+    }
+}
