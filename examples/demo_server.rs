@@ -47,8 +47,16 @@ fn main() {
             }
             let path = first.split_whitespace().nth(1).unwrap_or("/");
             let (status, extra, body): (&str, &str, &str) = match path {
-                "/healthz" => ("200 OK", "Content-Type: application/json\r\n", "{\"status\":\"UP\",\"checks\":[\"db\",\"queue\"]}"),
-                "/v3" => ("200 OK", "Content-Type: application/json\r\n", "{\"version\":{\"id\":\"v3.14\",\"status\":\"stable\"}}"),
+                "/healthz" => (
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    "{\"status\":\"UP\",\"checks\":[\"db\",\"queue\"]}",
+                ),
+                "/v3" => (
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    "{\"version\":{\"id\":\"v3.14\",\"status\":\"stable\"}}",
+                ),
                 "/broken" => ("503 Service Unavailable", "", "maintenance"),
                 "/slow" => {
                     std::thread::sleep(Duration::from_millis(700));

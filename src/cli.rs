@@ -8,8 +8,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -219,13 +218,127 @@ pub fn main<T: Tool>() -> ExitCode {
     run_rounds(Arc::new(tool))
 }
 
+/// Where a run's records go: rendered to stdout, or to `--output` rewritten
+/// whole each round. Shared by the main loop and the watchdog.
+struct Emitter {
+    renderer: Renderer,
+    host: String,
+    labels: BTreeMap<String, String>,
+    output: Option<PathBuf>,
+    verbose: u8,
+    check: &'static str,
+}
+
+/// Why records could not be written.
+enum EmitError {
+    /// The reader went away (`| head`): stop quietly.
+    BrokenPipe,
+    /// Anything else, said in one line.
+    Failed(String),
+}
+
+impl Emitter {
+    fn emit(&mut self, records: &mut [Record]) -> Result<(), EmitError> {
+        for r in records.iter_mut() {
+            r.host.clone_from(&self.host);
+            for (k, v) in &self.labels {
+                r.labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        if self.verbose > 0 {
+            print_trace(records, self.verbose);
+        }
+        match &self.output {
+            Some(path) => {
+                self.renderer.restart();
+                let text = self.renderer.render(records);
+                crate::state::write_atomic(path, text.as_bytes()).map_err(|e| {
+                    EmitError::Failed(format!("cannot write --output {}: {e}", path.display()))
+                })
+            }
+            None => {
+                let text = self.renderer.render(records);
+                let mut out = std::io::stdout().lock();
+                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        Err(EmitError::BrokenPipe)
+                    }
+                    Err(e) => Err(EmitError::Failed(format!("cannot write to stdout: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+/// What the watchdog knows about the round in progress.
+struct Watch {
+    /// The round being run, with its context, while it runs.
+    running: Option<Context>,
+    /// Set once the watchdog has claimed the run.
+    fired: bool,
+    /// Worst status of the rounds already reported.
+    overall: Status,
+}
+
+type Shared = Arc<(Mutex<Watch>, Condvar)>;
+
+/// Grace after the deadline for a check's own timeout handling to report first.
+const GRACE: Duration = Duration::from_millis(250);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The backstop behind every check's own timeouts: one thread, started once,
+/// that sleeps until a round's deadline plus grace. If the round is still
+/// running then, it reports the round as timed out (the --timeout-state) and
+/// ends the process, so nothing stuck where no timeout reaches can hold a
+/// Nagios check or a cron job past -t.
+fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emitter>>) {
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let (mutex, cv) = &*shared;
+            let mut watch = lock(mutex);
+            loop {
+                let Some(ctx) = watch.running.clone() else {
+                    watch = cv.wait(watch).unwrap_or_else(|p| p.into_inner());
+                    continue;
+                };
+                let fire_at = ctx.deadline + GRACE;
+                let now = Instant::now();
+                if now < fire_at {
+                    watch = cv
+                        .wait_timeout(watch, fire_at - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                    continue;
+                }
+                watch.fired = true;
+                let overall = watch.overall;
+                drop(watch);
+                let mut records = tool.timed_out(&ctx);
+                let status = overall.max(worst(&records));
+                let code = match lock(&emitter).emit(&mut records) {
+                    Ok(()) | Err(EmitError::BrokenPipe) => status,
+                    Err(EmitError::Failed(msg)) => {
+                        eprintln!("{}: {msg}", T::CHECK);
+                        status.max(Status::Unknown)
+                    }
+                };
+                std::process::exit(i32::from(code.exit_code()));
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the backstop the checks' own timeouts still apply.
+        eprintln!("{}: cannot start the deadline watchdog: {e}", T::CHECK);
+    }
+}
+
 fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
     let common = tool.common().clone();
-    let host = common
-        .reporting_host
-        .clone()
-        .unwrap_or_else(system_hostname);
-    let labels: BTreeMap<String, String> = common.labels.iter().cloned().collect();
     let format = common.format.unwrap_or_else(|| {
         if common.output.is_none() && std::io::stdout().is_terminal() {
             Format::Table
@@ -233,7 +346,27 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             Format::Jsonl
         }
     });
-    let mut renderer = Renderer::new(format, T::LABEL);
+    let emitter = Arc::new(Mutex::new(Emitter {
+        renderer: Renderer::new(format, T::LABEL),
+        host: common
+            .reporting_host
+            .clone()
+            .unwrap_or_else(system_hostname),
+        labels: common.labels.iter().cloned().collect(),
+        output: common.output.clone(),
+        verbose: common.verbose,
+        check: T::CHECK,
+    }));
+    let shared: Shared = Arc::new((
+        Mutex::new(Watch {
+            running: None,
+            fired: false,
+            overall: Status::Ok,
+        }),
+        Condvar::new(),
+    ));
+    start_watchdog(Arc::clone(&tool), Arc::clone(&shared), Arc::clone(&emitter));
+    let (mutex, cv) = &*shared;
     let mut overall = Status::Ok;
     let started = Instant::now();
     let mut round: u64 = 0;
@@ -243,42 +376,36 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             timeout_state: common.timeout_state,
             verbose: common.verbose,
         };
-        let mut records = run_with_deadline(&tool, &ctx);
-        for r in &mut records {
-            r.host.clone_from(&host);
-            for (k, v) in &labels {
-                r.labels.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        overall = overall.max(worst(&records));
-        if common.verbose > 0 {
-            print_trace(&records, common.verbose);
-        }
-        let written = match &common.output {
-            Some(path) => {
-                renderer.restart();
-                let text = renderer.render(&records);
-                crate::state::write_atomic(path, text.as_bytes())
-                    .map_err(|e| format!("cannot write --output {}: {e}", path.display()))
-            }
-            None => {
-                let text = renderer.render(&records);
-                let mut out = std::io::stdout().lock();
-                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                    Ok(()) => Ok(()),
-                    // The reader went away (`| head`): stop quietly.
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
-                    Err(e) => Err(format!("cannot write to stdout: {e}")),
+        lock(mutex).running = Some(ctx.clone());
+        cv.notify_all();
+        let mut records = tool.run(&ctx);
+        {
+            let mut watch = lock(mutex);
+            if watch.fired {
+                // The watchdog has reported this round and is ending the
+                // process; printing ours too would make two answers.
+                drop(watch);
+                loop {
+                    std::thread::park();
                 }
             }
-        };
-        if let Err(msg) = written {
-            eprintln!("{}: {msg}", T::CHECK);
-            overall = overall.max(Status::Unknown);
-            if common.every.is_none() {
-                return ExitCode::from(Status::Unknown.exit_code());
+            watch.running = None;
+        }
+        overall = overall.max(worst(&records));
+        let written = lock(&emitter).emit(&mut records);
+        match written {
+            Ok(()) => {}
+            Err(EmitError::BrokenPipe) => break,
+            Err(EmitError::Failed(msg)) => {
+                let check = lock(&emitter).check;
+                eprintln!("{check}: {msg}");
+                overall = overall.max(Status::Unknown);
+                if common.every.is_none() {
+                    return ExitCode::from(Status::Unknown.exit_code());
+                }
             }
         }
+        lock(mutex).overall = overall;
         round += 1;
         let Some(every) = common.every else { break };
         if common.count.is_some_and(|n| round >= n) {
@@ -292,28 +419,6 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
         }
     }
     ExitCode::from(overall.exit_code())
-}
-
-/// Run one round in a worker thread and give up on it at the deadline (plus
-/// a little grace for the check's own timeout handling to report first). A
-/// check that is stuck somewhere no timeout reaches cannot hold the process.
-fn run_with_deadline<T: Tool>(tool: &Arc<T>, ctx: &Context) -> Vec<Record> {
-    let (tx, rx) = mpsc::channel();
-    let worker_tool = Arc::clone(tool);
-    let worker_ctx = ctx.clone();
-    let spawned = std::thread::Builder::new()
-        .name("check".into())
-        .spawn(move || {
-            let _ = tx.send(worker_tool.run(&worker_ctx));
-        });
-    if spawned.is_err() {
-        return tool.run(ctx);
-    }
-    let grace = Duration::from_millis(250);
-    match rx.recv_timeout(ctx.remaining() + grace) {
-        Ok(records) => records,
-        Err(_) => tool.timed_out(ctx),
-    }
 }
 
 fn print_trace(records: &[Record], verbose: u8) {

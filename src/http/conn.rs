@@ -153,6 +153,22 @@ impl Resolver for ProbeResolver {
             return Ok(addrs);
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
+            let wrong_family = match self.family {
+                Some(IpFamilyWanted::V4) => !ip.is_ipv4(),
+                Some(IpFamilyWanted::V6) => !ip.is_ipv6(),
+                None => false,
+            };
+            if wrong_family {
+                self.recorder.lock().resolve.push(Phase {
+                    took: start.elapsed(),
+                    ok: false,
+                    detail: format!(
+                        "{ip} is not an {} address (-4/-6)",
+                        if ip.is_ipv4() { "IPv6" } else { "IPv4" }
+                    ),
+                });
+                return Err(ureq::Error::HostNotFound);
+            }
             let mut addrs = self.empty();
             addrs.push(SocketAddr::new(ip, port));
             self.recorder.lock().resolve.push(Phase {

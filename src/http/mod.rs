@@ -976,7 +976,10 @@ fn check_content(
             .collect::<Vec<_>>()
             .join("\n");
         // Header names arrive lower-cased (HTTP/2 style); match without case.
-        let result = if all.to_ascii_lowercase().contains(&want.to_ascii_lowercase()) {
+        let result = if all
+            .to_ascii_lowercase()
+            .contains(&want.to_ascii_lowercase())
+        {
             Ok(format!("headers contain {want:?}"))
         } else {
             Err(format!("headers do not contain {want:?}"))

@@ -25,14 +25,22 @@ impl Run {
         self.stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str::<Record>(l).unwrap_or_else(|e| panic!("bad record {l}: {e}")))
+            .map(|l| {
+                serde_json::from_str::<Record>(l).unwrap_or_else(|e| panic!("bad record {l}: {e}"))
+            })
             .collect()
     }
 
     /// The only record.
     pub fn record(&self) -> Record {
         let mut all = self.records();
-        assert_eq!(all.len(), 1, "want one record, stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            all.len(),
+            1,
+            "want one record, stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
         all.remove(0)
     }
 }
@@ -92,7 +100,7 @@ impl<T: Read + Write + Send> Stream for T {}
 
 pub type Handler = Arc<dyn Fn(&Request, &mut dyn Stream) + Send + Sync>;
 
-fn read_request(stream: &mut dyn Stream) -> Option<Request> {
+pub fn read_request(stream: &mut dyn Stream) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -120,7 +128,12 @@ fn read_request(stream: &mut dyn Stream) -> Option<Request> {
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path, headers, body })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
 
 /// Write a complete response.
@@ -129,7 +142,10 @@ pub fn respond(stream: &mut dyn Stream, status: u16, headers: &[(&str, &str)], b
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
     let _ = stream.flush();
@@ -198,6 +214,18 @@ pub fn silent_server() -> Server {
 
 /// A loopback HTTPS server with the given certificate chain and key (PEM).
 pub fn https_server(cert_pem: &str, key_pem: &str, handler: Handler) -> Server {
+    https_server_with(cert_pem, key_pem, handler, rustls::DEFAULT_VERSIONS, None)
+}
+
+/// An HTTPS server limited to `versions`, requiring a client certificate
+/// signed by `client_ca_pem` when one is given.
+pub fn https_server_with(
+    cert_pem: &str,
+    key_pem: &str,
+    handler: Handler,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client_ca_pem: Option<&str>,
+) -> Server {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -205,12 +233,26 @@ pub fn https_server(cert_pem: &str, key_pem: &str, handler: Handler) -> Server {
         .expect("certs");
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .expect("versions");
+    let builder = match client_ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(c.expect("ca")).expect("add ca");
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(certs, key).expect("server config");
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -221,7 +263,9 @@ pub fn https_server(cert_pem: &str, key_pem: &str, handler: Handler) -> Server {
             let config = Arc::clone(&config);
             std::thread::spawn(move || {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                let Ok(tls) = rustls::ServerConnection::new(config) else { return };
+                let Ok(tls) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
                 let mut stream = rustls::StreamOwned::new(tls, conn);
                 if let Some(req) = read_request(&mut stream) {
                     handler(&req, &mut stream);
@@ -239,13 +283,18 @@ pub struct Certs {
     pub ca_pem: String,
     pub chain_pem: String,
     pub key_pem: String,
+    /// A client certificate and key signed by the same CA (CA-signed sets only).
+    pub client: Option<(String, String)>,
 }
 
 fn leaf_params(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> rcgen::CertificateParams {
-    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let mut p =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
     p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
     p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-    p.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     p
 }
 
@@ -254,7 +303,9 @@ pub fn ca_signed(until: (i32, u8, u8)) -> Certs {
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "skyprobe test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "skyprobe test CA");
     ca_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     ca_params.not_after = rcgen::date_time_ymd(2090, 1, 1);
     let ca = ca_params.self_signed(&ca_key).expect("ca");
@@ -262,21 +313,34 @@ pub fn ca_signed(until: (i32, u8, u8)) -> Certs {
     let leaf = leaf_params((2020, 1, 1), until)
         .signed_by(&leaf_key, &ca, &ca_key)
         .expect("leaf");
+    let client_key = rcgen::KeyPair::generate().expect("key");
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "skyprobe test client");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params
+        .signed_by(&client_key, &ca, &ca_key)
+        .expect("client");
     Certs {
         ca_pem: ca.pem(),
         chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
         key_pem: leaf_key.serialize_pem(),
+        client: Some((client.pem(), client_key.serialize_pem())),
     }
 }
 
 /// A self-signed certificate for localhost/127.0.0.1.
 pub fn self_signed(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> Certs {
     let key = rcgen::KeyPair::generate().expect("key");
-    let cert = leaf_params(not_before, not_after).self_signed(&key).expect("cert");
+    let cert = leaf_params(not_before, not_after)
+        .self_signed(&key)
+        .expect("cert");
     Certs {
         ca_pem: cert.pem(),
         chain_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        client: None,
     }
 }
 
@@ -287,7 +351,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("skyprobe-test-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("skyprobe-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         TempDir(dir)
     }
@@ -338,7 +403,10 @@ pub struct Netns(pub String);
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let name = format!("skyprobe-{tag}-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().expect("ip");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip");
         assert!(ok.success(), "ip netns add {name}");
         Netns(name)
     }

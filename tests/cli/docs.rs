@@ -23,7 +23,12 @@ fn ensure_file_contents(path: &Path, contents: &[u8], stale: &mut Vec<String>) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, contents).expect("write");
     } else {
-        stale.push(path.strip_prefix(root()).unwrap_or(path).display().to_string());
+        stale.push(
+            path.strip_prefix(root())
+                .unwrap_or(path)
+                .display()
+                .to_string(),
+        );
     }
 }
 
@@ -34,8 +39,14 @@ fn docs_man_pages_and_completions_are_fresh() {
         let name = cmd.get_name().to_string();
         cmd.build();
         let mut man = Vec::new();
-        clap_mangen::Man::new(cmd.clone()).render(&mut man).expect("man page");
-        ensure_file_contents(&root().join("man").join(format!("{name}.1")), &man, &mut stale);
+        clap_mangen::Man::new(cmd.clone())
+            .render(&mut man)
+            .expect("man page");
+        ensure_file_contents(
+            &root().join("man").join(format!("{name}.1")),
+            &man,
+            &mut stale,
+        );
         for (shell, file) in [
             (clap_complete::Shell::Bash, format!("{name}.bash")),
             (clap_complete::Shell::Zsh, format!("_{name}")),

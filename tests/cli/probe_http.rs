@@ -8,49 +8,54 @@ use skyprobe::report::Status;
 use crate::common::*;
 
 fn routes() -> Handler {
-    Arc::new(|req: &Request, s: &mut dyn Stream| match req.path.as_str() {
-        "/ok" => respond(s, 200, &[("Content-Type", "text/plain")], b"hello world"),
-        "/json" => respond(
-            s,
-            200,
-            &[("Content-Type", "application/json"), ("X-Service", "nova-api")],
-            br#"{"status":"UP","items":[1,2,3],"version":"2.1"}"#,
-        ),
-        "/down" => respond(s, 503, &[], b"maintenance"),
-        "/missing" => respond(s, 404, &[], b"no"),
-        "/redirect" => respond(s, 302, &[("Location", "/ok")], b""),
-        "/loop" => respond(s, 302, &[("Location", "/loop")], b""),
-        "/echo" => {
-            let text = format!(
-                "{} {} auth={}\n{}",
-                req.method,
-                req.header("content-type").unwrap_or("-"),
-                req.header("authorization").unwrap_or("-"),
-                String::from_utf8_lossy(&req.body)
-            );
-            respond(s, 200, &[], text.as_bytes())
-        }
-        "/trickle" => {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-            let _ = s.flush();
-            // One byte a second, bounded: it stops by itself.
-            for _ in 0..100 {
-                if s.write_all(b"x").and_then(|_| s.flush()).is_err() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_secs(1));
+    Arc::new(
+        |req: &Request, s: &mut dyn Stream| match req.path.as_str() {
+            "/ok" => respond(s, 200, &[("Content-Type", "text/plain")], b"hello world"),
+            "/json" => respond(
+                s,
+                200,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("X-Service", "nova-api"),
+                ],
+                br#"{"status":"UP","items":[1,2,3],"version":"2.1"}"#,
+            ),
+            "/down" => respond(s, 503, &[], b"maintenance"),
+            "/missing" => respond(s, 404, &[], b"no"),
+            "/redirect" => respond(s, 302, &[("Location", "/ok")], b""),
+            "/loop" => respond(s, 302, &[("Location", "/loop")], b""),
+            "/echo" => {
+                let text = format!(
+                    "{} {} auth={}\n{}",
+                    req.method,
+                    req.header("content-type").unwrap_or("-"),
+                    req.header("authorization").unwrap_or("-"),
+                    String::from_utf8_lossy(&req.body)
+                );
+                respond(s, 200, &[], text.as_bytes())
             }
-        }
-        "/big" => {
-            let body = vec![b'a'; 10 << 20];
-            respond(s, 200, &[], &body)
-        }
-        "/slow" => {
-            std::thread::sleep(Duration::from_millis(300));
-            respond(s, 200, &[], b"late")
-        }
-        _ => respond(s, 404, &[], b"unknown route"),
-    })
+            "/trickle" => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+                let _ = s.flush();
+                // One byte a second, bounded: it stops by itself.
+                for _ in 0..100 {
+                    if s.write_all(b"x").and_then(|_| s.flush()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            "/big" => {
+                let body = vec![b'a'; 10 << 20];
+                respond(s, 200, &[], &body)
+            }
+            "/slow" => {
+                std::thread::sleep(Duration::from_millis(300));
+                respond(s, 200, &[], b"late")
+            }
+            _ => respond(s, 404, &[], b"unknown route"),
+        },
+    )
 }
 
 fn server() -> Server {
@@ -70,13 +75,27 @@ fn ok_response_has_phase_trace_and_metrics() {
     assert_eq!(r.details["status_code"], 200);
     assert_eq!(r.details["size"], 11);
     let steps: Vec<&str> = r.trace.iter().map(|s| s.step.as_str()).collect();
-    assert_eq!(steps, ["resolve", "connect", "response", "transfer", "status"]);
+    assert_eq!(
+        steps,
+        ["resolve", "connect", "response", "transfer", "status"]
+    );
     assert!(r.trace.iter().all(|s| s.ok));
     let names: Vec<&str> = r.metrics.iter().map(|m| m.name.as_str()).collect();
-    for want in ["time", "time_resolve", "time_connect", "time_firstbyte", "time_transfer", "size"] {
+    for want in [
+        "time",
+        "time_resolve",
+        "time_connect",
+        "time_firstbyte",
+        "time_transfer",
+        "size",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
-    assert!(r.summary.starts_with("HTTP 200 OK, 11 B in "), "{}", r.summary);
+    assert!(
+        r.summary.starts_with("HTTP 200 OK, 11 B in "),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -85,7 +104,11 @@ fn default_states_follow_check_http() {
     let down = run(PROBE_HTTP, &[&srv.url("/down")]);
     assert_eq!(down.code, 2);
     assert_eq!(down.record().status, Status::Critical);
-    assert!(down.record().summary.contains("HTTP 503"), "{}", down.record().summary);
+    assert!(
+        down.record().summary.contains("HTTP 503"),
+        "{}",
+        down.record().summary
+    );
     let missing = run(PROBE_HTTP, &[&srv.url("/missing")]);
     assert_eq!(missing.code, 1);
     assert_eq!(missing.record().status, Status::Warning);
@@ -109,7 +132,11 @@ fn expect_accepts_lists_classes_and_ranges() {
         assert_eq!(run.code, code, "{path} -e {expect}: {}", run.stdout);
         if code == 2 {
             let r = run.record();
-            assert!(r.summary.contains(&format!("expected {expect}")), "{}", r.summary);
+            assert!(
+                r.summary.contains(&format!("expected {expect}")),
+                "{}",
+                r.summary
+            );
             let status_step = step(&r, "status").expect("status step");
             assert!(!status_step.ok);
         }
@@ -119,23 +146,57 @@ fn expect_accepts_lists_classes_and_ranges() {
 #[test]
 fn body_assertions_name_what_failed() {
     let srv = server();
-    let ok = run(PROBE_HTTP, &[&srv.url("/json"), "-s", "UP", "-r", "items\":\\[1", "--json", ".status == \"UP\"", "--json", ".items|length > 2", "--expect-header", "Content-Type: ^application/json", "-d", "X-Service: nova"]);
+    let ok = run(
+        PROBE_HTTP,
+        &[
+            &srv.url("/json"),
+            "-s",
+            "UP",
+            "-r",
+            "items\":\\[1",
+            "--json",
+            ".status == \"UP\"",
+            "--json",
+            ".items|length > 2",
+            "--expect-header",
+            "Content-Type: ^application/json",
+            "-d",
+            "X-Service: nova",
+        ],
+    );
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     let r = ok.record();
     for s in ["string", "regex", "json", "header"] {
-        assert!(step(&r, s).is_some_and(|x| x.ok), "{s} step in {:?}", r.trace);
+        assert!(
+            step(&r, s).is_some_and(|x| x.ok),
+            "{s} step in {:?}",
+            r.trace
+        );
     }
 
-    let bad_json = run(PROBE_HTTP, &[&srv.url("/json"), "--json", ".status == \"DOWN\""]);
+    let bad_json = run(
+        PROBE_HTTP,
+        &[&srv.url("/json"), "--json", ".status == \"DOWN\""],
+    );
     assert_eq!(bad_json.code, 2);
     let r = bad_json.record();
-    assert!(r.summary.contains(".status == \"DOWN\" failed: got \"UP\""), "{}", r.summary);
+    assert!(
+        r.summary.contains(".status == \"DOWN\" failed: got \"UP\""),
+        "{}",
+        r.summary
+    );
 
     let missing = run(PROBE_HTTP, &[&srv.url("/ok"), "-s", "goodbye"]);
     assert_eq!(missing.code, 2);
-    assert!(missing.record().summary.contains("string \"goodbye\" not found"));
+    assert!(missing
+        .record()
+        .summary
+        .contains("string \"goodbye\" not found"));
 
-    let inverted = run(PROBE_HTTP, &[&srv.url("/ok"), "-r", "hello", "--invert-regex"]);
+    let inverted = run(
+        PROBE_HTTP,
+        &[&srv.url("/ok"), "-r", "hello", "--invert-regex"],
+    );
     assert_eq!(inverted.code, 2);
     let insensitive = run(PROBE_HTTP, &[&srv.url("/ok"), "-R", "HELLO"]);
     assert_eq!(insensitive.code, 0);
@@ -144,7 +205,10 @@ fn body_assertions_name_what_failed() {
     assert_eq!(not_json.code, 2);
     assert!(not_json.record().summary.contains("body is not JSON"));
 
-    let header = run(PROBE_HTTP, &[&srv.url("/ok"), "--expect-header", "X-Service"]);
+    let header = run(
+        PROBE_HTTP,
+        &[&srv.url("/ok"), "--expect-header", "X-Service"],
+    );
     assert_eq!(header.code, 2);
     assert!(header.record().summary.contains("header X-Service missing"));
 }
@@ -180,7 +244,10 @@ fn redirects_follow_or_judge() {
     let warn = run(PROBE_HTTP, &[&srv.url("/redirect"), "-f", "warning"]);
     assert_eq!(warn.code, 1);
 
-    let looping = run(PROBE_HTTP, &[&srv.url("/loop"), "-f", "follow", "--max-redirs", "3"]);
+    let looping = run(
+        PROBE_HTTP,
+        &[&srv.url("/loop"), "-f", "follow", "--max-redirs", "3"],
+    );
     assert_eq!(looping.code, 2);
     let r = looping.record();
     assert!(r.summary.contains("more than 3 redirects"), "{}", r.summary);
@@ -193,7 +260,11 @@ fn trickling_body_ends_at_the_deadline() {
     let run = run(PROBE_HTTP, &[&srv.url("/trickle"), "-t", "2"]);
     assert_eq!(run.code, 2, "{}", run.stdout);
     // A bound on a hang, not a speed claim: -t 2 plus a generous margin.
-    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    assert!(
+        run.took < Duration::from_millis(3500),
+        "took {:?}",
+        run.took
+    );
     let r = run.record();
     assert!(r.summary.contains("timed out"), "{}", r.summary);
     let transfer = step(&r, "transfer").expect("transfer step");
@@ -206,7 +277,10 @@ fn trickling_body_ends_at_the_deadline() {
 #[test]
 fn timeout_state_picks_the_state_on_timeout() {
     let srv = silent_server();
-    let run = run(PROBE_HTTP, &[&srv.url("/"), "-t", "1", "--timeout-state", "warning"]);
+    let run = run(
+        PROBE_HTTP,
+        &[&srv.url("/"), "-t", "1", "--timeout-state", "warning"],
+    );
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(run.record().status, Status::Warning);
 }
@@ -216,9 +290,18 @@ fn silent_server_times_out_waiting_for_the_response() {
     let srv = silent_server();
     let run = run(PROBE_HTTP, &[&srv.url("/"), "-t", "2"]);
     assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    assert!(
+        run.took < Duration::from_millis(3500),
+        "took {:?}",
+        run.took
+    );
     let r = run.record();
-    assert!(r.summary.contains("timed out after 2.0 s while waiting for the response"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("timed out after 2.0 s while waiting for the response"),
+        "{}",
+        r.summary
+    );
     let response = step(&r, "response").expect("response step");
     assert!(!response.ok);
     assert!(step(&r, "connect").is_some_and(|s| s.ok));
@@ -236,26 +319,62 @@ fn blackholed_address_in_a_namespace_times_out_connecting() {
     // namespace this test made; nothing leaves it.
     let ns = Netns::new("blackhole");
     ns.exec(&["ip", "link", "set", "lo", "up"]);
-    ns.exec(&["ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1"]);
+    ns.exec(&[
+        "ip", "link", "add", "bh0", "type", "veth", "peer", "name", "bh1",
+    ]);
     ns.exec(&["ip", "addr", "add", "10.213.0.1/24", "dev", "bh0"]);
     ns.exec(&["ip", "link", "set", "bh0", "up"]);
     ns.exec(&["ip", "link", "set", "bh1", "up"]);
-    ns.exec(&["ip", "neigh", "add", "10.213.0.2", "lladdr", "02:00:00:00:02:13", "dev", "bh0", "nud", "permanent"]);
-    let run = run("ip", &["netns", "exec", &ns.0, PROBE_HTTP, "http://10.213.0.2:8080/", "-t", "2"]);
+    ns.exec(&[
+        "ip",
+        "neigh",
+        "add",
+        "10.213.0.2",
+        "lladdr",
+        "02:00:00:00:02:13",
+        "dev",
+        "bh0",
+        "nud",
+        "permanent",
+    ]);
+    let run = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            PROBE_HTTP,
+            "http://10.213.0.2:8080/",
+            "-t",
+            "2",
+        ],
+    );
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    assert!(
+        run.took < Duration::from_millis(3500),
+        "took {:?}",
+        run.took
+    );
     let r = run.record();
     assert!(r.summary.contains("while connecting"), "{}", r.summary);
     let connect = step(&r, "connect").expect("connect step");
     assert!(!connect.ok);
-    assert!(connect.detail.as_deref().unwrap_or("").contains("10.213.0.2:8080"));
+    assert!(connect
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("10.213.0.2:8080"));
 }
 
 #[test]
 fn invalid_name_fails_at_resolve() {
     let run = run(PROBE_HTTP, &["http://skyprobe-test.invalid/", "-t", "2"]);
     assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.took < Duration::from_millis(3500), "took {:?}", run.took);
+    assert!(
+        run.took < Duration::from_millis(3500),
+        "took {:?}",
+        run.took
+    );
     let r = run.record();
     let resolve = step(&r, "resolve").expect("resolve step");
     assert!(!resolve.ok, "{:?}", r.trace);
@@ -265,11 +384,18 @@ fn invalid_name_fails_at_resolve() {
 #[test]
 fn refused_connection_names_the_address() {
     // Bind then drop: the port is closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let run = run(PROBE_HTTP, &["-H", "127.0.0.1", "-p", &port.to_string()]);
     assert_eq!(run.code, 2);
     let r = run.record();
-    assert_eq!(r.summary, format!("cannot connect: 127.0.0.1:{port}: connection refused"));
+    assert_eq!(
+        r.summary,
+        format!("cannot connect: 127.0.0.1:{port}: connection refused")
+    );
 }
 
 #[test]
@@ -293,7 +419,18 @@ fn post_body_from_file_and_basic_auth_stay_secret() {
     let body = dir.write("body.json", "{\"ping\":1}");
     let run = run(
         PROBE_HTTP,
-        &[&srv.url("/echo"), "--data", &format!("@{body}"), "-T", "application/json", "-a", "admin:s3cret-pw", "-s", "POST application/json", "-vv"],
+        &[
+            &srv.url("/echo"),
+            "--data",
+            &format!("@{body}"),
+            "-T",
+            "application/json",
+            "-a",
+            "admin:s3cret-pw",
+            "-s",
+            "POST application/json",
+            "-vv",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(!run.stdout.contains("s3cret-pw") && !run.stderr.contains("s3cret-pw"));
@@ -308,7 +445,10 @@ fn post_body_from_file_and_basic_auth_stay_secret() {
 
 fn run_url_with_credentials(srv: &Server) -> Run {
     let url = format!("http://admin:hunter2@{}/echo", srv.addr);
-    let run = run(PROBE_HTTP, &[&url, "-s", "auth=Basic YWRtaW46aHVudGVyMg==", "-v"]);
+    let run = run(
+        PROBE_HTTP,
+        &[&url, "-s", "auth=Basic YWRtaW46aHVudGVyMg==", "-v"],
+    );
     assert_eq!(run.code, 0, "{}", run.stdout);
     run
 }
@@ -319,14 +459,30 @@ fn tls_with_trusted_ca_reports_certificate_days() {
     let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
     let dir = TempDir::new("ca");
     let ca = dir.write("ca.pem", &certs.ca_pem);
-    let run = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca, "-C", "30,7", "--continue-after-certificate"]);
+    let run = run(
+        PROBE_HTTP,
+        &[
+            &srv.https_url("/ok"),
+            "--ca-file",
+            &ca,
+            "-C",
+            "30,7",
+            "--continue-after-certificate",
+        ],
+    );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let r = run.record();
     assert!(step(&r, "tls").is_some_and(|s| s.ok));
     assert!(r.details["cert_days_left"].as_f64().expect("days") > 20_000.0);
-    assert!(r.details["tls_version"].as_str().expect("version").starts_with("TLSv1_"));
+    assert!(r.details["tls_version"]
+        .as_str()
+        .expect("version")
+        .starts_with("TLSv1_"));
     assert!(r.metrics.iter().any(|m| m.name == "time_tls"));
-    assert!(r.metrics.iter().any(|m| m.name == "cert_days" && m.warn.as_deref() == Some("30:")));
+    assert!(r
+        .metrics
+        .iter()
+        .any(|m| m.name == "cert_days" && m.warn.as_deref() == Some("30:")));
 }
 
 #[test]
@@ -338,7 +494,10 @@ fn self_signed_certificate_fails_verification_but_reports_expiry() {
     let r = run1.record();
     assert!(r.summary.contains("unknown issuer"), "{}", r.summary);
     assert!(!step(&r, "tls").expect("tls step").ok);
-    assert!(r.details.contains_key("cert_days_left"), "expiry reported even when verification fails");
+    assert!(
+        r.details.contains_key("cert_days_left"),
+        "expiry reported even when verification fails"
+    );
 
     let insecure = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--insecure"]);
     assert_eq!(insecure.code, 0, "{}", insecure.stdout);
@@ -352,8 +511,15 @@ fn expired_certificate_is_critical_with_or_without_verification() {
     let ca = dir.write("ca.pem", &certs.ca_pem);
     let verified = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca]);
     assert_eq!(verified.code, 2);
-    assert!(verified.record().summary.contains("expired"), "{}", verified.record().summary);
-    let insecure = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--insecure", "-C", "30"]);
+    assert!(
+        verified.record().summary.contains("expired"),
+        "{}",
+        verified.record().summary
+    );
+    let insecure = run(
+        PROBE_HTTP,
+        &[&srv.https_url("/ok"), "--insecure", "-C", "30"],
+    );
     assert_eq!(insecure.code, 2);
     let r = insecure.record();
     assert!(r.summary.contains("has expired"), "{}", r.summary);
@@ -367,11 +533,24 @@ fn certificate_expiring_soon_is_a_warning() {
     let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
     let dir = TempDir::new("soon");
     let ca = dir.write("ca.pem", &certs.ca_pem);
-    let run1 = run(PROBE_HTTP, &[&srv.https_url("/down"), "--ca-file", &ca, "-C", "30,7"]);
+    let run1 = run(
+        PROBE_HTTP,
+        &[&srv.https_url("/down"), "--ca-file", &ca, "-C", "30,7"],
+    );
     // As check_http: with -C only the certificate is judged (the 503 is not).
     assert_eq!(run1.code, 1, "{}", run1.stdout);
     assert!(run1.record().summary.contains("expires soon"));
-    let both = run(PROBE_HTTP, &[&srv.https_url("/down"), "--ca-file", &ca, "-C", "30,7", "--continue-after-certificate"]);
+    let both = run(
+        PROBE_HTTP,
+        &[
+            &srv.https_url("/down"),
+            "--ca-file",
+            &ca,
+            "-C",
+            "30,7",
+            "--continue-after-certificate",
+        ],
+    );
     assert_eq!(both.code, 2);
 }
 
@@ -382,13 +561,45 @@ fn connect_to_and_sni_override_the_address() {
     let dir = TempDir::new("sni");
     let ca = dir.write("ca.pem", &certs.ca_pem);
     let url = format!("https://localhost:{}/ok", srv.addr.port());
-    let run1 = run(PROBE_HTTP, &[&url, "--ca-file", &ca, "--connect-to", "localhost:127.0.0.1"]);
+    let run1 = run(
+        PROBE_HTTP,
+        &[
+            &url,
+            "--ca-file",
+            &ca,
+            "--connect-to",
+            "localhost:127.0.0.1",
+        ],
+    );
     assert_eq!(run1.code, 0, "{}", run1.stdout);
     let r = run1.record();
-    assert!(step(&r, "resolve").expect("resolve").detail.as_deref().unwrap_or("").contains("given"));
-    let wrong_name = run(PROBE_HTTP, &[&url, "--ca-file", &ca, "--connect-to", "localhost:127.0.0.1", "--sni", "other.example"]);
+    assert!(step(&r, "resolve")
+        .expect("resolve")
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("given"));
+    let wrong_name = run(
+        PROBE_HTTP,
+        &[
+            &url,
+            "--ca-file",
+            &ca,
+            "--connect-to",
+            "localhost:127.0.0.1",
+            "--sni",
+            "other.example",
+        ],
+    );
     assert_eq!(wrong_name.code, 2);
-    assert!(wrong_name.record().summary.contains("not valid for this host name"), "{}", wrong_name.record().summary);
+    assert!(
+        wrong_name
+            .record()
+            .summary
+            .contains("not valid for this host name"),
+        "{}",
+        wrong_name.record().summary
+    );
 }
 
 #[test]
@@ -414,9 +625,15 @@ fn bad_input_is_one_line_and_exit_3() {
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
     }
     // Nagios drops stderr: the reason must be on stdout in that format.
-    let nagios = run(PROBE_HTTP, &["http://127.0.0.1:1/", "-w", "3:2", "--format", "nagios"]);
+    let nagios = run(
+        PROBE_HTTP,
+        &["http://127.0.0.1:1/", "-w", "3:2", "--format", "nagios"],
+    );
     assert_eq!(nagios.code, 3);
-    assert_eq!(nagios.stdout, "HTTP UNKNOWN - -w/-c: range \"3:2\": start is greater than end\n");
+    assert_eq!(
+        nagios.stdout,
+        "HTTP UNKNOWN - -w/-c: range \"3:2\": start is greater than end\n"
+    );
 }
 
 #[test]
@@ -433,13 +650,22 @@ fn help_and_version_exit_zero() {
 fn formats_render_the_same_record() {
     let srv = server();
     let url = srv.url("/down");
-    let nagios = run(PROBE_HTTP, &[&url, "--format", "nagios", "-w", "1", "-c", "2"]);
+    let nagios = run(
+        PROBE_HTTP,
+        &[&url, "--format", "nagios", "-w", "1", "-c", "2"],
+    );
     assert_eq!(nagios.code, 2);
     let first = nagios.stdout.lines().next().expect("line");
-    assert!(first.starts_with("HTTP CRITICAL - HTTP 503 Service Unavailable"), "{first}");
+    assert!(
+        first.starts_with("HTTP CRITICAL - HTTP 503 Service Unavailable"),
+        "{first}"
+    );
     let perf = first.split_once(" | ").expect("perfdata").1;
     let time = perf.split(' ').next().expect("item");
-    assert!(time.starts_with("'time'=") && time.ends_with("s;1;2;0;"), "{time}");
+    assert!(
+        time.starts_with("'time'=") && time.ends_with("s;1;2;0;"),
+        "{time}"
+    );
     for item in perf.split(' ') {
         let value = item.split_once('=').expect("label=value").1;
         assert!(!value.contains(['e', 'E']), "no exponents: {item}");
@@ -451,7 +677,10 @@ fn formats_render_the_same_record() {
 
     let csv = run(PROBE_HTTP, &[&url, "--format", "csv"]);
     let mut lines = csv.stdout.lines();
-    assert_eq!(lines.next(), Some("ts,host,check,name,target,status,summary,duration_ms,labels,event"));
+    assert_eq!(
+        lines.next(),
+        Some("ts,host,check,name,target,status,summary,duration_ms,labels,event")
+    );
     assert!(lines.next().expect("row").contains(",critical,"));
 
     let table = run(PROBE_HTTP, &[&url, "--format", "table"]);
@@ -463,7 +692,16 @@ fn output_file_is_written_atomically() {
     let srv = server();
     let dir = TempDir::new("out");
     let out = dir.0.join("http.prom");
-    let run = run(PROBE_HTTP, &[&srv.url("/ok"), "--format", "prometheus", "--output", &out.to_string_lossy()]);
+    let run = run(
+        PROBE_HTTP,
+        &[
+            &srv.url("/ok"),
+            "--format",
+            "prometheus",
+            "--output",
+            &out.to_string_lossy(),
+        ],
+    );
     assert_eq!(run.code, 0);
     assert!(run.stdout.is_empty());
     let text = std::fs::read_to_string(&out).expect("written");
@@ -477,7 +715,17 @@ fn every_and_count_stream_rounds_with_labels() {
     let srv = server();
     let run = run(
         PROBE_HTTP,
-        &[&srv.url("/ok"), "--every", "100ms", "--count", "3", "--label", "az=zone-a", "--hostname", "mon1"],
+        &[
+            &srv.url("/ok"),
+            "--every",
+            "100ms",
+            "--count",
+            "3",
+            "--label",
+            "az=zone-a",
+            "--hostname",
+            "mon1",
+        ],
     );
     assert_eq!(run.code, 0);
     let records = run.records();
@@ -486,4 +734,145 @@ fn every_and_count_stream_rounds_with_labels() {
         assert_eq!(r.labels.get("az").map(String::as_str), Some("zone-a"));
         assert_eq!(r.host, "mon1");
     }
+}
+
+#[test]
+fn client_certificate_for_mutual_tls() {
+    let certs = ca_signed((2090, 1, 1));
+    let srv = https_server_with(
+        &certs.chain_pem,
+        &certs.key_pem,
+        routes(),
+        rustls::DEFAULT_VERSIONS,
+        Some(&certs.ca_pem),
+    );
+    let dir = TempDir::new("mtls");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let (cert, key) = certs.client.as_ref().expect("client cert");
+    let cert = dir.write("client.pem", cert);
+    let key = dir.write("client.key", key);
+    let with = run(
+        PROBE_HTTP,
+        &[
+            &srv.https_url("/ok"),
+            "--ca-file",
+            &ca,
+            "-J",
+            &cert,
+            "-K",
+            &key,
+        ],
+    );
+    assert_eq!(with.code, 0, "{}", with.stdout);
+    let without = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca]);
+    assert_eq!(without.code, 2, "{}", without.stdout);
+    let bad_key = run(
+        PROBE_HTTP,
+        &[
+            &srv.https_url("/ok"),
+            "--ca-file",
+            &ca,
+            "-J",
+            &cert,
+            "-K",
+            &ca,
+        ],
+    );
+    assert_eq!(
+        bad_key.code, 3,
+        "a certificate is not a key: {}",
+        bad_key.stderr
+    );
+    assert!(
+        bad_key.stderr.contains("--client-key"),
+        "{}",
+        bad_key.stderr
+    );
+}
+
+#[test]
+fn tls_min_refuses_an_older_server() {
+    let certs = ca_signed((2090, 1, 1));
+    let srv = https_server_with(
+        &certs.chain_pem,
+        &certs.key_pem,
+        routes(),
+        &[&rustls::version::TLS12],
+        None,
+    );
+    let dir = TempDir::new("tlsmin");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let ok = run(PROBE_HTTP, &[&srv.https_url("/ok"), "--ca-file", &ca]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert_eq!(ok.record().details["tls_version"], "TLSv1_2");
+    let refused = run(
+        PROBE_HTTP,
+        &[&srv.https_url("/ok"), "--ca-file", &ca, "--tls-min", "1.3"],
+    );
+    assert_eq!(refused.code, 2);
+    assert!(!step(&refused.record(), "tls").expect("tls step").ok);
+}
+
+#[test]
+fn http_proxy_from_flag_and_environment() {
+    // The "proxy" is a loopback server that accepts a CONNECT tunnel (ureq
+    // tunnels plain HTTP too) and answers the request sent through it; the
+    // target name does not resolve, so only the proxy can answer.
+    let proxy = http_server(Arc::new(|req: &Request, s: &mut dyn Stream| {
+        if req.method != "CONNECT" || req.path != "backend.invalid:80" {
+            return respond(s, 400, &[], req.path.as_bytes());
+        }
+        let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let _ = s.flush();
+        match read_request(s) {
+            Some(inner) if inner.path == "/health" => respond(s, 200, &[], b"via proxy"),
+            _ => respond(s, 404, &[], b"not through the tunnel"),
+        }
+    }));
+    let proxy_url = format!("http://{}", proxy.addr);
+    let by_flag = run(
+        PROBE_HTTP,
+        &[
+            "http://backend.invalid/health",
+            "--proxy",
+            &proxy_url,
+            "-s",
+            "via proxy",
+        ],
+    );
+    assert_eq!(by_flag.code, 0, "{}", by_flag.stdout);
+    let by_env = run_env(
+        PROBE_HTTP,
+        &["http://backend.invalid/health", "-s", "via proxy"],
+        &[("http_proxy", &proxy_url)],
+    );
+    assert_eq!(by_env.code, 0, "{}", by_env.stdout);
+    let ignored = run_env(
+        PROBE_HTTP,
+        &["http://backend.invalid/health", "--no-proxy", "-t", "2"],
+        &[("http_proxy", &proxy_url)],
+    );
+    assert_eq!(
+        ignored.code, 2,
+        "--no-proxy resolves the name itself: {}",
+        ignored.stdout
+    );
+}
+
+#[test]
+fn address_family_flags() {
+    let srv = server();
+    let v4 = run(
+        PROBE_HTTP,
+        &[&format!("http://localhost:{}/ok", srv.addr.port()), "-4"],
+    );
+    assert_eq!(v4.code, 0, "{}", v4.stdout);
+    assert!(v4.record().details["peer"]
+        .as_str()
+        .expect("peer")
+        .starts_with("127."));
+    let v6 = run(PROBE_HTTP, &[&srv.url("/ok"), "-6"]);
+    assert_eq!(v6.code, 2);
+    let r = v6.record();
+    assert!(r.summary.contains("not an IPv6 address"), "{}", r.summary);
 }

@@ -5,7 +5,11 @@ use std::sync::Arc;
 use crate::common::*;
 
 fn validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/record.schema.json")).expect("schema file");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/record.schema.json"
+    ))
+    .expect("schema file");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
@@ -14,7 +18,10 @@ fn assert_valid(validator: &jsonschema::Validator, stdout: &str) {
     let mut n = 0;
     for line in stdout.lines() {
         let value: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
         assert!(errors.is_empty(), "{line}\n{errors:#?}");
         n += 1;
     }
@@ -24,11 +31,37 @@ fn assert_valid(validator: &jsonschema::Validator, stdout: &str) {
 #[test]
 fn probe_http_output_matches_the_schema() {
     let v = validator();
-    let srv = http_server(Arc::new(|_req: &Request, s: &mut dyn Stream| respond(s, 200, &[], b"{\"a\":1}")));
+    let srv = http_server(Arc::new(|_req: &Request, s: &mut dyn Stream| {
+        respond(s, 200, &[], b"{\"a\":1}")
+    }));
     // A passing record, a failing one, and one with every optional part.
-    assert_valid(&v, &run(PROBE_HTTP, &[&srv.url("/"), "--json", ".a == 1", "--label", "k=v"]).stdout);
+    assert_valid(
+        &v,
+        &run(
+            PROBE_HTTP,
+            &[&srv.url("/"), "--json", ".a == 1", "--label", "k=v"],
+        )
+        .stdout,
+    );
     assert_valid(&v, &run(PROBE_HTTP, &["http://127.0.0.1:1/"]).stdout);
-    assert_valid(&v, &run(PROBE_HTTP, &[&srv.url("/"), "-e", "500", "-w", "1", "--every", "10ms", "--count", "2"]).stdout);
+    assert_valid(
+        &v,
+        &run(
+            PROBE_HTTP,
+            &[
+                &srv.url("/"),
+                "-e",
+                "500",
+                "-w",
+                "1",
+                "--every",
+                "10ms",
+                "--count",
+                "2",
+            ],
+        )
+        .stdout,
+    );
 }
 
 #[test]
