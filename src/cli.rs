@@ -195,7 +195,11 @@ pub fn parse<T: Tool>(args: Vec<OsString>) -> Result<T, ExitCode> {
 /// The whole life of a binary: parse, prepare, run rounds under the
 /// deadline, render, exit with the worst status.
 pub fn main<T: Tool>() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
+    main_with::<T>(std::env::args_os().collect())
+}
+
+/// [`main`] with the arguments given (the first is the program name).
+pub fn main_with<T: Tool>(args: Vec<OsString>) -> ExitCode {
     let raw_format = format_from_raw_args(&args);
     std::panic::set_hook(Box::new(move |info| {
         // A panic would exit 101, which Nagios reads as CRITICAL "out of
@@ -465,6 +469,93 @@ mod tests {
         assert_eq!(format_from_raw_args(&args), Some(Format::Nagios));
         let args: Vec<OsString> = ["x", "--format=csv"].iter().map(OsString::from).collect();
         assert_eq!(format_from_raw_args(&args), Some(Format::Csv));
+    }
+
+    /// A check that hangs where no timeout of its own reaches.
+    #[derive(Debug, Clone, Parser)]
+    #[command(name = "hang")]
+    struct Hang {
+        #[command(flatten)]
+        common: Common,
+    }
+
+    impl Tool for Hang {
+        const CHECK: &'static str = "hang";
+        const LABEL: &'static str = "HANG";
+        fn common(&self) -> &Common {
+            &self.common
+        }
+        fn run(&self, _ctx: &Context) -> Vec<Record> {
+            // Bounded, so a broken watchdog fails the test instead of hanging it.
+            std::thread::sleep(Duration::from_secs(20));
+            vec![Record::new(
+                "hang",
+                "t",
+                Status::Ok,
+                "should never be printed",
+            )]
+        }
+        fn timed_out(&self, ctx: &Context) -> Vec<Record> {
+            vec![Record::new(
+                "hang",
+                "t",
+                ctx.timeout_state,
+                "cut off by the watchdog",
+            )]
+        }
+    }
+
+    // Runs only as the child of `watchdog_ends_a_stuck_round`, which needs a
+    // process of its own because the watchdog exits the process.
+    #[test]
+    fn watchdog_child() {
+        if std::env::var_os("SKYPROBE_WATCHDOG_CHILD").is_none() {
+            return;
+        }
+        let args = [
+            "hang",
+            "-t",
+            "1",
+            "--timeout-state",
+            "warning",
+            "--format",
+            "jsonl",
+        ];
+        let _ = main_with::<Hang>(args.iter().map(OsString::from).collect());
+    }
+
+    #[test]
+    fn watchdog_ends_a_stuck_round() {
+        let exe = std::env::current_exe().expect("test binary");
+        let started = Instant::now();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "cli::tests::watchdog_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SKYPROBE_WATCHDOG_CHILD", "1")
+            .output()
+            .expect("child runs");
+        let took = started.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "exit code is the --timeout-state"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let records: Vec<Record> = stdout
+            .lines()
+            // The harness prints "test ... " before the child's own output.
+            .filter_map(|l| l.find("{\"ts\"").map(|i| &l[i..]))
+            .map(|l| serde_json::from_str(l).expect("record"))
+            .collect();
+        assert_eq!(records.len(), 1, "{stdout}");
+        assert_eq!(records[0].status, Status::Warning);
+        assert_eq!(records[0].summary, "cut off by the watchdog");
+        // A bound on a hang (the check would sleep 20 s), not a speed claim.
+        assert!(took < Duration::from_secs(10), "took {took:?}");
     }
 
     #[test]
