@@ -40,13 +40,5 @@ bare process start.
 
 $table
 "
-python3 - "$section" <<'PY'
-import re, sys, pathlib
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each section says how.\n"
-section = sys.argv[1]
-pattern = re.compile(r"## probe-http one-shot \(bench/probe-http.sh\).*?(?=\n## |\Z)", re.S)
-text = pattern.sub(lambda _: section.rstrip() + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-path.write_text(text)
-PY
+python3 bench/section.py "probe-http one-shot (bench/probe-http.sh)" "$section"
 echo "$table"

@@ -37,7 +37,7 @@ complete -c probe-http -l tls-min -d 'Lowest TLS version to accept' -r -f -a "1.
 1.3\t'TLS 1.3 only'"
 complete -c probe-http -l proxy -d 'Proxy URL (http://host:port) [default: from http_proxy/https_proxy/ALL_PROXY, honouring NO_PROXY]' -r
 complete -c probe-http -l max-body -d 'Most body bytes to read; a larger body is CRITICAL (e.g. 512K, 16M)' -r
-complete -c probe-http -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state' -r
+complete -c probe-http -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state [default: 10 s; watch-procs with --config: 60 s]' -r
 complete -c probe-http -l timeout-state -d 'State reported for work cut off by the deadline' -r
 complete -c probe-http -l label -d 'Add a label to every record (repeatable), e.g. --label az=zone-a' -r
 complete -c probe-http -l format -d 'Output format [default: table on a terminal, jsonl otherwise]' -r -f -a "jsonl\t'One JSON record per line (the default in a pipe)'

@@ -21,9 +21,10 @@ use crate::report::{worst, Record, Status};
 #[command(next_help_heading = "Common options")]
 pub struct Common {
     /// Deadline for the whole run: a number of seconds or a duration (500ms, 1m).
-    /// Work not finished by then is reported in the --timeout-state.
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "10", value_parser = crate::units::parse_duration)]
-    pub timeout: Duration,
+    /// Work not finished by then is reported in the --timeout-state [default: 10 s;
+    /// watch-procs with --config: 60 s].
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub timeout: Option<Duration>,
 
     /// State reported for work cut off by the deadline.
     #[arg(long, value_name = "STATE", default_value = "critical", value_parser = parse_status)]
@@ -110,6 +111,18 @@ pub trait Tool: Parser + Send + Sync + 'static {
 
     /// The common flags.
     fn common(&self) -> &Common;
+
+    /// The deadline when `-t` is not given.
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// The deadline of a round: `-t`, or the tool's default.
+    fn timeout(&self) -> Duration {
+        self.common()
+            .timeout
+            .unwrap_or_else(|| self.default_timeout())
+    }
 
     /// Validate and prepare once before the first round; a bad flag or
     /// file found here ends the run with exit 3.
@@ -376,7 +389,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
     let mut round: u64 = 0;
     loop {
         let ctx = Context {
-            deadline: Instant::now() + common.timeout,
+            deadline: Instant::now() + tool.timeout(),
             timeout_state: common.timeout_state,
             verbose: common.verbose,
         };

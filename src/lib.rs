@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod procs;
 pub mod render;
 pub mod report;
 pub mod state;

@@ -1,9 +1,13 @@
 //! Files that must never be seen half-written: output files rewritten each
-//! round (node_exporter's textfile collector) and, later, state files.
+//! round (node_exporter's textfile collector) and `--state` files, which
+//! are also read and written under an exclusive lock.
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Write `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over the target, fsync the directory. A reader
@@ -39,9 +43,126 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// A `--state` file held under an exclusive lock while a run uses it.
+///
+/// The lock is taken on `FILE.lock`, never on the state file itself: the
+/// state file is replaced by rename, and a lock on a replaced inode would
+/// let a second run read stale state.
+#[derive(Debug)]
+pub struct Locked<S> {
+    path: PathBuf,
+    _lock: nix::fcntl::Flock<fs::File>,
+    /// The state as read (the default when the file did not exist).
+    pub value: S,
+    /// Set when an unreadable file was set aside: say so to the operator.
+    pub warning: Option<String>,
+}
+
+impl<S: Serialize + DeserializeOwned + Default> Locked<S> {
+    /// Lock and read `path`. A missing file is an empty state; a corrupt one
+    /// is renamed to `FILE.corrupt-<unix time>` and reported, never silently
+    /// reset.
+    pub fn open(path: &Path) -> Result<Locked<S>, String> {
+        let lock_path = sibling(path, ".lock");
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                format!(
+                    "--state {}: cannot open lock file {}: {e}",
+                    path.display(),
+                    lock_path.display()
+                )
+            })?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("--state {}: cannot lock: {e}", path.display()))?;
+        let mut warning = None;
+        let value = match fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice::<S>(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    let stamp = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let aside = sibling(path, &format!(".corrupt-{stamp}"));
+                    fs::rename(path, &aside).map_err(|re| {
+                        format!(
+                            "--state {}: unreadable ({e}) and cannot be set aside: {re}",
+                            path.display()
+                        )
+                    })?;
+                    warning = Some(format!(
+                        "--state {}: unreadable ({e}); set aside as {} and started afresh",
+                        path.display(),
+                        aside.display()
+                    ));
+                    S::default()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => S::default(),
+            Err(e) => return Err(format!("--state {}: {e}", path.display())),
+        };
+        Ok(Locked {
+            path: path.to_path_buf(),
+            _lock: lock,
+            value,
+            warning,
+        })
+    }
+
+    /// Write the state back atomically (the lock is still held).
+    pub fn save(&self) -> Result<(), String> {
+        let text = serde_json::to_vec_pretty(&self.value)
+            .map_err(|e| format!("--state {}: cannot serialise: {e}", self.path.display()))?;
+        write_atomic(&self.path, &text)
+            .map_err(|e| format!("--state {}: cannot write: {e}", self.path.display()))
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locked_state_round_trips_and_sets_corrupt_files_aside() {
+        let dir = std::env::temp_dir().join(format!("skyprobe-locked-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("state.json");
+        {
+            let mut s: Locked<std::collections::BTreeMap<String, u32>> =
+                Locked::open(&path).expect("open");
+            assert!(s.value.is_empty() && s.warning.is_none());
+            s.value.insert("a".into(), 1);
+            s.save().expect("save");
+        }
+        let s: Locked<std::collections::BTreeMap<String, u32>> = Locked::open(&path).expect("open");
+        assert_eq!(s.value.get("a"), Some(&1));
+        drop(s);
+        fs::write(&path, b"{not json").expect("corrupt it");
+        let s: Locked<std::collections::BTreeMap<String, u32>> = Locked::open(&path).expect("open");
+        assert!(s.value.is_empty());
+        let warning = s.warning.clone().expect("warned");
+        assert!(warning.contains("set aside"), "{warning}");
+        let aside = fs::read_dir(&dir)
+            .expect("ls")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+        assert!(aside, "the corrupt file is kept");
+        drop(s);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     #[test]
     fn replaces_whole_file_and_leaves_no_temp() {

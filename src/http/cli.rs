@@ -667,8 +667,8 @@ impl Tool for Args {
         if let Some(spec) = &self.spec {
             r.name = spec.display_name().to_string();
         }
-        r.summary = format!("timed out after {:.1} s", self.common.timeout.as_secs_f64());
-        r.duration_ms = crate::report::round_ms(self.common.timeout);
+        r.summary = format!("timed out after {:.1} s", self.timeout().as_secs_f64());
+        r.duration_ms = crate::report::round_ms(self.timeout());
         vec![r]
     }
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 
 fn commands() -> Vec<clap::Command> {
-    vec![skyprobe::http::cli::Args::command()]
+    vec![
+        skyprobe::http::cli::Args::command(),
+        skyprobe::procs::cli::Args::command(),
+    ]
 }
 
 fn root() -> PathBuf {

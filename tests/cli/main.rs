@@ -5,3 +5,4 @@ mod common;
 mod docs;
 mod probe_http;
 mod schema;
+mod watch_procs;
