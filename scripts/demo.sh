@@ -35,5 +35,14 @@ echo
 echo "== --every: three rounds streamed as JSON lines (a pipeline into notify reads these)"
 "$bin/probe-http" "$base/healthz" --every 200ms --count 3 | grep -o '"ts":"[^"]*"\|"status":"[a-z]*"' | paste - -
 echo
+echo "== watch-procs: count like check_procs, then keep a process running"
+show "$bin/watch-procs" -C demo_server -w 1: -c 1: --format nagios
+printf '%s\n' '[[process]]' 'name = "demo-worker"' 'cmdline = "sleep 4242"' \
+  'restart = ["setsid", "-f", "sleep", "4242"]' 'verify_delay = "300ms"' >"$tmp/procs.toml"
+pkill -f '^sleep 4242$' 2>/dev/null || true
+show "$bin/watch-procs" --config "$tmp/procs.toml" --state "$tmp/procs.json" --format table
+show "$bin/watch-procs" --config "$tmp/procs.toml" --state "$tmp/procs.json" --format table
+pkill -f '^sleep 4242$' 2>/dev/null || true
+echo
 echo "== a usage error is one line and exit 3"
 show "$bin/probe-http" "$base/healthz" -w 3:2

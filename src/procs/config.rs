@@ -463,7 +463,8 @@ mod tests {
     #[test]
     fn the_shipped_example_parses() {
         let text = include_str!("../../examples/watch-procs/procs.toml");
-        let e = parse_toml(Path::new("procs.toml"), text, &Defaults::default()).expect("example parses");
+        let e = parse_toml(Path::new("procs.toml"), text, &Defaults::default())
+            .expect("example parses");
         assert_eq!(e.len(), 3);
         assert_eq!(e[2].main.as_ref().expect("cmd").argv[0], "/bin/sh");
     }

@@ -65,6 +65,23 @@ fn probe_http_output_matches_the_schema() {
 }
 
 #[test]
+fn watch_procs_output_matches_the_schema() {
+    let v = validator();
+    let w = crate::watch_procs::WATCH_PROCS;
+    assert_valid(
+        &v,
+        &run(w, &["-C", "sleep", "-w", "0:", "--label", "az=a"]).stdout,
+    );
+    assert_valid(&v, &run(w, &["-m", "RSS", "-k", "-c", "100000000"]).stdout);
+    let dir = TempDir::new("schema");
+    let config = dir.write(
+        "p.toml",
+        "[[process]]\nname = \"gone\"\ncmdline = \"not here\"\nrestart = [\"false\"]\nrestart_retries = 1\n",
+    );
+    assert_valid(&v, &run(w, &["--config", &config]).stdout);
+}
+
+#[test]
 fn schema_rejects_a_record_missing_status() {
     let v = validator();
     let bad = serde_json::json!({"ts": "2026-11-23T18:40:00.123Z", "host": "h", "check": "c", "target": "t", "name": "n",
