@@ -37,6 +37,14 @@ complete -c probe-http -l tls-min -d 'Lowest TLS version to accept' -r -f -a "1.
 1.3\t'TLS 1.3 only'"
 complete -c probe-http -l proxy -d 'Proxy URL (http://host:port) [default: from http_proxy/https_proxy/ALL_PROXY, honouring NO_PROXY]' -r
 complete -c probe-http -l max-body -d 'Most body bytes to read; a larger body is CRITICAL (e.g. 512K, 16M)' -r
+complete -c probe-http -l targets -d 'Probe every target of a TOML targets file ([defaults] and [[target]] tables whose keys are these long options, plus name, url, labels, timeout, enabled)' -r -F
+complete -c probe-http -l targets-csv -d 'Probe every target of a CSV file: a header row with name, url and any long options' -r -F
+complete -c probe-http -l only -d 'Probe only this target of the file, even if disabled, and print its trace (repeatable)' -r
+complete -c probe-http -l concurrency -d 'Targets probed at once' -r
+complete -c probe-http -l state -d 'Keep per-target counters here (pass/fail, 2xx..5xx, network failures, consecutive failures, last failing trace); locked and written atomically' -r -F
+complete -c probe-http -l show -d 'Show one target\'s counters and last failing trace from --state, and exit' -r
+complete -c probe-http -l disable -d 'Stop probing NAME (kept in --state; the targets file is not edited)' -r
+complete -c probe-http -l enable -d 'Probe NAME again after --disable' -r
 complete -c probe-http -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state [default: 10 s; watch-procs with --config: 60 s]' -r
 complete -c probe-http -l timeout-state -d 'State reported for work cut off by the deadline' -r
 complete -c probe-http -l label -d 'Add a label to every record (repeatable), e.g. --label az=zone-a' -r
@@ -56,6 +64,7 @@ complete -c probe-http -l insecure -d 'Do not verify the server certificate (exp
 complete -c probe-http -s 4 -d 'Use IPv4 only'
 complete -c probe-http -s 6 -d 'Use IPv6 only'
 complete -c probe-http -l no-proxy -d 'Ignore proxy environment variables'
+complete -c probe-http -l list -d 'List the targets with their counters from --state, and exit'
 complete -c probe-http -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'
 complete -c probe-http -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c probe-http -s V -l version -d 'Print version'

@@ -93,9 +93,38 @@ pub struct Context {
     pub timeout_state: Status,
     /// How many `-v` were given.
     pub verbose: u8,
+    /// Told how far a long run has got (a person is watching a terminal).
+    pub progress: Option<Progress>,
+}
+
+/// A callback told `(done, total)` as a check with many parts goes on.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl Context {
+    /// A context for one round of `timeout` from now.
+    pub fn new(timeout: Duration) -> Context {
+        Context {
+            deadline: Instant::now() + timeout,
+            timeout_state: Status::Critical,
+            verbose: 0,
+            progress: None,
+        }
+    }
+
+    /// Report progress, if anyone is watching.
+    pub fn progress(&self, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            (p.0)(done, total);
+        }
+    }
+
     /// Time left before the deadline (zero once past it).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -384,6 +413,18 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
     ));
     start_watchdog(Arc::clone(&tool), Arc::clone(&shared), Arc::clone(&emitter));
     let (mutex, cv) = &*shared;
+    // A progress line only for a person at a terminal, never in a pipe.
+    let progress = (format == Format::Table && std::io::stderr().is_terminal()).then(|| {
+        Progress(Arc::new(|done: usize, total: usize| {
+            let mut err = std::io::stderr().lock();
+            if done >= total {
+                let _ = write!(err, "\r\x1b[K");
+            } else {
+                let _ = write!(err, "\r  {done}/{total} done...");
+            }
+            let _ = err.flush();
+        }))
+    });
     let mut overall = Status::Ok;
     let started = Instant::now();
     let mut round: u64 = 0;
@@ -392,6 +433,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             deadline: Instant::now() + tool.timeout(),
             timeout_state: common.timeout_state,
             verbose: common.verbose,
+            progress: progress.clone(),
         };
         lock(mutex).running = Some(ctx.clone());
         cv.notify_all();

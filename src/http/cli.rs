@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use super::targets::{self, HttpState, Target};
 use super::{OnRedirect, Spec, TlsOptions, TlsVersion};
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::http::conn::IpFamilyWanted;
 use crate::http::expect::{HeaderAssertion, JsonAssertion, StatusExpectation};
 use crate::report::{Record, Status};
+use crate::state::Locked;
 use crate::threshold::Thresholds;
 
 const EXAMPLES: &str = "\
@@ -27,7 +29,7 @@ Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).";
 /// HTTP(S) check with assertions on status, body, JSON, headers, latency and
 /// the TLS certificate; prints one record per target and exits like a Nagios plugin.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "probe-http", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(name = "probe-http", version, after_help = EXAMPLES, max_term_width = 100, args_override_self = true)]
 pub struct Args {
     /// Full URL to probe (instead of -H/-p/-u/-S).
     #[arg(value_name = "URL")]
@@ -239,12 +241,71 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::units::parse_size)]
     pub max_body: u64,
 
+    /// Probe every target of a TOML targets file ([defaults] and [[target]] tables whose
+    /// keys are these long options, plus name, url, labels, timeout, enabled).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip", "targets_csv"], help_heading = "Many targets")]
+    pub targets: Option<PathBuf>,
+
+    /// Probe every target of a CSV file: a header row with name, url and any long options.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip"], help_heading = "Many targets")]
+    pub targets_csv: Option<PathBuf>,
+
+    /// Probe only this target of the file, even if disabled, and print its trace (repeatable).
+    #[arg(long, value_name = "NAME", help_heading = "Many targets")]
+    pub only: Vec<String>,
+
+    /// Targets probed at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        help_heading = "Many targets"
+    )]
+    pub concurrency: usize,
+
+    /// Keep per-target counters here (pass/fail, 2xx..5xx, network failures, consecutive
+    /// failures, last failing trace); locked and written atomically.
+    #[arg(long, value_name = "FILE", help_heading = "Many targets")]
+    pub state: Option<PathBuf>,
+
+    /// List the targets with their counters from --state, and exit.
+    #[arg(long, requires = "state", conflicts_with_all = ["show", "disable", "enable", "only"], help_heading = "Many targets")]
+    pub list: bool,
+
+    /// Show one target's counters and last failing trace from --state, and exit.
+    #[arg(long, value_name = "NAME", requires = "state", conflicts_with_all = ["disable", "enable", "only"], help_heading = "Many targets")]
+    pub show: Option<String>,
+
+    /// Stop probing NAME (kept in --state; the targets file is not edited).
+    #[arg(long, value_name = "NAME", requires = "state", conflicts_with_all = ["enable", "only"], help_heading = "Many targets")]
+    pub disable: Option<String>,
+
+    /// Probe NAME again after --disable.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "state",
+        conflicts_with = "only",
+        help_heading = "Many targets"
+    )]
+    pub enable: Option<String>,
+
     #[allow(missing_docs)]
     #[command(flatten)]
     pub common: Common,
 
     #[arg(skip)]
-    spec: Option<Spec>,
+    mode: Option<Mode>,
+}
+
+/// What a run of probe-http does.
+#[derive(Debug, Clone)]
+enum Mode {
+    One(Box<Spec>),
+    Many(Vec<Target>),
+    List(Vec<Target>),
+    Show(String),
+    Toggle(String, bool),
 }
 
 fn read_secret_file(path: &PathBuf, flag: &str) -> Result<String, UsageError> {
@@ -600,6 +661,8 @@ impl Args {
                 .user_agent
                 .clone()
                 .unwrap_or_else(|| format!("skyprobe/{} probe-http", env!("CARGO_PKG_VERSION"))),
+            labels: Default::default(),
+            timeout: None,
         };
         // Building the TLS configuration reads --ca-file and the client key:
         // a bad file is a usage error now, not a CRITICAL record later.
@@ -632,6 +695,176 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl Args {
+    fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
+        match (&self.targets, &self.targets_csv) {
+            (Some(f), _) => targets::load_toml(f).map(Some),
+            (None, Some(f)) => targets::load_csv(f).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn with_state<R>(
+        &self,
+        f: impl FnOnce(&mut HttpState) -> R,
+    ) -> Result<(R, Option<String>), String> {
+        let Some(path) = &self.state else {
+            return Ok((f(&mut HttpState::default()), None));
+        };
+        let mut locked = Locked::<HttpState>::open(path)?;
+        let out = f(&mut locked.value);
+        locked.save()?;
+        Ok((out, locked.warning.take()))
+    }
+
+    fn state_note(&self, note: String, records: &mut Vec<Record>) {
+        let target = self
+            .state
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut r = Record::new(super::CHECK, &target, Status::Warning, note);
+        r.event = Some("state_file".into());
+        records.push(r);
+    }
+
+    fn run_many(&self, all: &[Target], ctx: &Context) -> Vec<Record> {
+        let disabled: Vec<String> = match &self.state {
+            Some(_) if self.only.is_empty() => match self.with_state(|s| {
+                s.targets
+                    .iter()
+                    .filter(|(_, t)| t.disabled)
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>()
+            }) {
+                Ok((d, _)) => d,
+                Err(e) => return vec![Record::new(super::CHECK, "", Status::Unknown, e)],
+            },
+            _ => Vec::new(),
+        };
+        let chosen: Vec<&Target> = all
+            .iter()
+            .filter(|t| {
+                if self.only.is_empty() {
+                    t.enabled && !disabled.contains(&t.name)
+                } else {
+                    self.only.contains(&t.name)
+                }
+            })
+            .collect();
+        let mut records = targets::run_all(&chosen, ctx, self.concurrency);
+        if self.state.is_some() {
+            let result = self.with_state(|s| {
+                for r in records.iter_mut() {
+                    let stats = s.targets.entry(r.name.clone()).or_default();
+                    stats.update(r);
+                    stats.annotate(r);
+                }
+            });
+            match result {
+                Ok(((), Some(w))) => self.state_note(w, &mut records),
+                Ok(((), None)) => {}
+                Err(e) => self.state_note(e, &mut records),
+            }
+        }
+        records
+    }
+
+    fn list(&self, all: &[Target]) -> Vec<Record> {
+        let state = match self.with_state(|s| s.clone()) {
+            Ok((s, _)) => s,
+            Err(e) => return vec![Record::new(super::CHECK, "", Status::Unknown, e)],
+        };
+        all.iter()
+            .map(|t| {
+                let stats = state.targets.get(&t.name).cloned().unwrap_or_default();
+                let enabled = t.enabled && !stats.disabled;
+                let mut r = Record::new(super::CHECK, &t.spec.url, stats.last_status.unwrap_or(Status::Unknown), "");
+                r.name = t.name.clone();
+                r.labels = t.spec.labels.clone();
+                r.summary = format!(
+                    "{}; {} pass / {} fail; 2xx {} 3xx {} 4xx {} 5xx {}; {} network failures; {} failing in a row{}",
+                    if enabled { "enabled" } else if stats.disabled { "disabled (--disable)" } else { "disabled (file)" },
+                    stats.pass_count,
+                    stats.fail_count,
+                    stats.count_2xx,
+                    stats.count_3xx,
+                    stats.count_4xx,
+                    stats.count_5xx,
+                    stats.network_failures,
+                    stats.consecutive_failures,
+                    stats.last_status.map(|_| String::new()).unwrap_or_else(|| "; never probed".into()),
+                );
+                r.detail("enabled", enabled);
+                stats.annotate(&mut r);
+                r
+            })
+            .collect()
+    }
+
+    fn show(&self, name: &str) -> Vec<Record> {
+        let stats = match self.with_state(|s| s.targets.get(name).cloned()) {
+            Ok((Some(s), _)) => s,
+            Ok((None, _)) => {
+                return vec![Record::new(
+                    super::CHECK,
+                    name,
+                    Status::Unknown,
+                    format!("no counters for {name:?} in --state"),
+                )]
+            }
+            Err(e) => return vec![Record::new(super::CHECK, name, Status::Unknown, e)],
+        };
+        let mut r = Record::new(
+            super::CHECK,
+            name,
+            stats.last_status.unwrap_or(Status::Unknown),
+            "",
+        );
+        r.summary = match (&stats.last_failure_summary, &stats.last_failure_at) {
+            (Some(s), Some(at)) => format!("last failure at {at}: {s}"),
+            _ => "no failure recorded".to_string(),
+        };
+        r.trace = stats.last_failure_trace.clone();
+        r.detail("disabled", stats.disabled);
+        stats.annotate(&mut r);
+        if let Some(at) = &stats.last_failure_at {
+            r.detail("last_failure_at", at.clone());
+        }
+        vec![r]
+    }
+
+    fn toggle(&self, name: &str, enable: bool) -> Vec<Record> {
+        let result =
+            self.with_state(|s| s.targets.entry(name.to_string()).or_default().disabled = !enable);
+        let mut records = Vec::new();
+        match result {
+            Ok(((), warning)) => {
+                let mut r = Record::new(
+                    super::CHECK,
+                    name,
+                    Status::Ok,
+                    format!(
+                        "{name} {}",
+                        if enable {
+                            "enabled"
+                        } else {
+                            "disabled; runs skip it until --enable"
+                        }
+                    ),
+                );
+                r.event = Some(if enable { "enabled" } else { "disabled" }.into());
+                records.push(r);
+                if let Some(w) = warning {
+                    self.state_note(w, &mut records);
+                }
+            }
+            Err(e) => records.push(Record::new(super::CHECK, name, Status::Unknown, e)),
+        }
+        records
+    }
+}
+
 impl Tool for Args {
     const CHECK: &'static str = super::CHECK;
     const LABEL: &'static str = "HTTP";
@@ -641,13 +874,95 @@ impl Tool for Args {
     }
 
     fn prepare(&mut self) -> Result<(), UsageError> {
-        self.spec = Some(self.to_spec()?);
+        let all = self.load_targets()?;
+        let needs_file =
+            |flag: &str| UsageError::new(format!("{flag} needs --targets or --targets-csv"));
+        let known = |all: &Vec<Target>, name: &str, flag: &str| -> Result<(), UsageError> {
+            if all.iter().any(|t| t.name == name) {
+                Ok(())
+            } else {
+                Err(UsageError::new(format!(
+                    "{flag} {name:?}: no such target in the targets file"
+                )))
+            }
+        };
+        self.mode = Some(match all {
+            None => {
+                for (set, flag) in [
+                    (!self.only.is_empty(), "--only"),
+                    (self.list, "--list"),
+                    (self.disable.is_some(), "--disable"),
+                    (self.enable.is_some(), "--enable"),
+                ] {
+                    if set {
+                        return Err(needs_file(flag));
+                    }
+                }
+                match &self.show {
+                    Some(name) => Mode::Show(name.clone()),
+                    None => Mode::One(Box::new(self.to_spec()?)),
+                }
+            }
+            Some(all) => {
+                for name in &self.only {
+                    known(&all, name, "--only")?;
+                }
+                if self.concurrency == 0 {
+                    return Err(UsageError::new("--concurrency must be at least 1"));
+                }
+                if !self.only.is_empty() {
+                    // "Test this target now": the whole trace, as Skypunch showed it.
+                    self.common.verbose = self.common.verbose.max(1);
+                }
+                if self.list {
+                    Mode::List(all)
+                } else if let Some(name) = &self.show {
+                    Mode::Show(name.clone())
+                } else if let Some(name) = &self.disable {
+                    known(&all, name, "--disable")?;
+                    Mode::Toggle(name.clone(), false)
+                } else if let Some(name) = &self.enable {
+                    known(&all, name, "--enable")?;
+                    Mode::Toggle(name.clone(), true)
+                } else {
+                    Mode::Many(all)
+                }
+            }
+        });
         Ok(())
     }
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
-        match &self.spec {
-            Some(spec) => vec![super::probe(spec, ctx)],
+        match &self.mode {
+            Some(Mode::One(spec)) => {
+                let mut r = super::probe(spec, ctx);
+                if self.state.is_some() {
+                    let name = r.name.clone();
+                    match self.with_state(|s| {
+                        let stats = s.targets.entry(name).or_default();
+                        stats.update(&r);
+                        stats.annotate(&mut r);
+                    }) {
+                        Ok(((), note)) => {
+                            let mut records = vec![r];
+                            if let Some(n) = note {
+                                self.state_note(n, &mut records);
+                            }
+                            return records;
+                        }
+                        Err(e) => {
+                            let mut records = vec![r];
+                            self.state_note(e, &mut records);
+                            return records;
+                        }
+                    }
+                }
+                vec![r]
+            }
+            Some(Mode::Many(all)) => self.run_many(all, ctx),
+            Some(Mode::List(all)) => self.list(all),
+            Some(Mode::Show(name)) => self.show(name),
+            Some(Mode::Toggle(name, enable)) => self.toggle(name, *enable),
             None => vec![Record::new(
                 super::CHECK,
                 "",
@@ -658,18 +973,22 @@ impl Tool for Args {
     }
 
     fn timed_out(&self, ctx: &Context) -> Vec<Record> {
-        let target = self
-            .spec
-            .as_ref()
-            .map(|s| s.url.clone())
-            .unwrap_or_default();
-        let mut r = Record::new(super::CHECK, &target, ctx.timeout_state, "");
-        if let Some(spec) = &self.spec {
-            r.name = spec.display_name().to_string();
+        let summary = format!("timed out after {:.1} s", self.timeout().as_secs_f64());
+        let one = |name: &str, url: &str| {
+            let mut r = Record::new(super::CHECK, url, ctx.timeout_state, summary.clone());
+            r.name = name.to_string();
+            r.duration_ms = crate::report::round_ms(self.timeout());
+            r
+        };
+        match &self.mode {
+            Some(Mode::One(spec)) => vec![one(spec.display_name(), &spec.url)],
+            Some(Mode::Many(all)) => all
+                .iter()
+                .filter(|t| t.enabled && (self.only.is_empty() || self.only.contains(&t.name)))
+                .map(|t| one(&t.name, &t.spec.url))
+                .collect(),
+            _ => vec![one("probe-http", "")],
         }
-        r.summary = format!("timed out after {:.1} s", self.timeout().as_secs_f64());
-        r.duration_ms = crate::report::round_ms(self.timeout());
-        vec![r]
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod conn;
 pub mod expect;
+pub mod targets;
 
 use std::io::Read;
 use std::net::IpAddr;
@@ -121,6 +122,10 @@ pub struct Spec {
     pub max_body: u64,
     /// User-Agent header.
     pub user_agent: String,
+    /// The operator's labels for this target (from a targets file).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// A deadline of its own, inside the run's.
+    pub timeout: Option<Duration>,
 }
 
 impl Spec {
@@ -146,8 +151,11 @@ pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientCon
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
         .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
+    let cached = lock_cache().get(&tls.ca_file).cloned();
     let inner = if tls.insecure {
         None
+    } else if cached.is_some() {
+        cached
     } else {
         let mut roots = RootCertStore::empty();
         match &tls.ca_file {
@@ -173,11 +181,12 @@ pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientCon
                 }
             }
         }
-        Some(
+        let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()
-                .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?,
-        )
+                .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
+        lock_cache().insert(tls.ca_file.clone(), Arc::clone(&verifier));
+        Some(verifier)
     };
     let verifier = Arc::new(conn::RecordingVerifier {
         inner,
@@ -212,6 +221,18 @@ pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientCon
         (None, None) => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+type VerifierCache = std::collections::HashMap<Option<PathBuf>, Arc<WebPkiServerVerifier>>;
+
+/// Verifiers by CA file: reading and parsing the system's CA bundle costs
+/// milliseconds, paid once per process rather than once per target.
+fn lock_cache() -> std::sync::MutexGuard<'static, VerifierCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<VerifierCache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
@@ -250,8 +271,20 @@ struct HopResponse {
 /// Run one probe. Never fails: every problem is a record.
 pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     let started = Instant::now();
+    let own;
+    let ctx = match spec.timeout {
+        Some(t) if started + t < ctx.deadline => {
+            own = Context {
+                deadline: started + t,
+                ..ctx.clone()
+            };
+            &own
+        }
+        _ => ctx,
+    };
     let mut record = Record::new(CHECK, &spec.url, Status::Ok, "");
     record.name = spec.display_name().to_string();
+    record.labels = spec.labels.clone();
     let recorder = Recorder::default();
     let needs_tls = spec.url.starts_with("https://") || spec.on_redirect == OnRedirect::Follow;
     let tls = if needs_tls {

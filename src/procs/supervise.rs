@@ -698,11 +698,7 @@ mod tests {
     }
 
     fn ctx() -> Context {
-        Context {
-            deadline: Instant::now() + Duration::from_secs(10),
-            timeout_state: Status::Critical,
-            verbose: 0,
-        }
+        Context::new(Duration::from_secs(10))
     }
 
     #[test]

@@ -876,3 +876,223 @@ fn address_family_flags() {
     let r = v6.record();
     assert!(r.summary.contains("not an IPv6 address"), "{}", r.summary);
 }
+
+fn targets_file(dir: &TempDir, srv: &Server) -> String {
+    dir.write(
+        "targets.toml",
+        &format!(
+            "[defaults]\nlabels = {{ az = \"zone-a\" }}\ntimeout = \"5s\"\n\n\
+             [[target]]\nname = \"json\"\nurl = \"{json}\"\njson = ['.status == \"UP\"']\n\n\
+             [[target]]\nname = \"down\"\nurl = \"{down}\"\nlabels = {{ service = \"nova\" }}\n\n\
+             [[target]]\nname = \"refused\"\nurl = \"http://127.0.0.1:1/\"\n\n\
+             [[target]]\nname = \"off\"\nurl = \"{ok}\"\nenabled = false\n",
+            json = srv.url("/json"),
+            down = srv.url("/down"),
+            ok = srv.url("/ok"),
+        ),
+    )
+}
+
+#[test]
+fn targets_file_probes_every_enabled_target_in_order() {
+    let srv = server();
+    let dir = TempDir::new("targets");
+    let file = targets_file(&dir, &srv);
+    let run1 = run(PROBE_HTTP, &["--targets", &file, "--label", "team=ops"]);
+    assert_eq!(run1.code, 2, "{}{}", run1.stdout, run1.stderr);
+    let records = run1.records();
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["json", "down", "refused"]);
+    assert_eq!(records[0].status, Status::Ok);
+    assert_eq!(records[1].status, Status::Critical);
+    assert_eq!(
+        records[1].labels.get("service").map(String::as_str),
+        Some("nova")
+    );
+    for r in &records {
+        assert_eq!(r.labels.get("az").map(String::as_str), Some("zone-a"));
+        assert_eq!(r.labels.get("team").map(String::as_str), Some("ops"));
+    }
+}
+
+#[test]
+fn state_keeps_skypunch_counters_and_targets_can_be_disabled() {
+    let srv = server();
+    let dir = TempDir::new("stats");
+    let file = targets_file(&dir, &srv);
+    let state = dir.0.join("http.json").to_string_lossy().into_owned();
+    for _ in 0..2 {
+        run(PROBE_HTTP, &["--targets", &file, "--state", &state]);
+    }
+    let third = run(PROBE_HTTP, &["--targets", &file, "--state", &state]);
+    let records = third.records();
+    let by = |n: &str| {
+        records
+            .iter()
+            .find(|r| r.name == n)
+            .expect("record")
+            .clone()
+    };
+    let json = by("json");
+    assert_eq!(json.details["pass_count"], 3);
+    assert_eq!(json.details["count_2xx"], 3);
+    let down = by("down");
+    assert_eq!(down.details["fail_count"], 3);
+    assert_eq!(down.details["count_5xx"], 3);
+    assert_eq!(down.details["consecutive_failures"], 3);
+    assert_eq!(by("refused").details["network_failures"], 3);
+
+    let disabled = run(
+        PROBE_HTTP,
+        &["--targets", &file, "--state", &state, "--disable", "down"],
+    );
+    assert_eq!(disabled.code, 0);
+    assert_eq!(disabled.record().event.as_deref(), Some("disabled"));
+    let after = run(PROBE_HTTP, &["--targets", &file, "--state", &state]);
+    assert!(after.records().iter().all(|r| r.name != "down"));
+
+    let list = run(
+        PROBE_HTTP,
+        &["--targets", &file, "--state", &state, "--list"],
+    );
+    let listed = list.records();
+    assert_eq!(listed.len(), 4);
+    let down = listed.iter().find(|r| r.name == "down").expect("down");
+    assert!(
+        down.summary
+            .starts_with("disabled (--disable); 0 pass / 3 fail"),
+        "{}",
+        down.summary
+    );
+    let off = listed.iter().find(|r| r.name == "off").expect("off");
+    assert!(off.summary.contains("never probed"));
+
+    let show = run(PROBE_HTTP, &["--state", &state, "--show", "refused"]);
+    let r = show.record();
+    assert!(r.summary.contains("connection refused"), "{}", r.summary);
+    assert!(
+        r.trace.iter().any(|s| s.step == "connect" && !s.ok),
+        "the last failing trace is kept"
+    );
+
+    let enabled = run(
+        PROBE_HTTP,
+        &["--targets", &file, "--state", &state, "--enable", "down"],
+    );
+    assert_eq!(enabled.code, 0);
+    let back = run(PROBE_HTTP, &["--targets", &file, "--state", &state]);
+    assert!(back.records().iter().any(|r| r.name == "down"));
+}
+
+#[test]
+fn concurrent_runs_never_corrupt_the_state_file() {
+    let srv = server();
+    let dir = TempDir::new("concurrent");
+    let file = dir.write(
+        "t.toml",
+        &format!("[[target]]\nname = \"ok\"\nurl = \"{}\"\n", srv.url("/ok")),
+    );
+    let state = dir.0.join("state.json").to_string_lossy().into_owned();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            std::process::Command::new(PROBE_HTTP)
+                .args(["--targets", &file, "--state", &state])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    let last = run(PROBE_HTTP, &["--targets", &file, "--state", &state]);
+    assert_eq!(
+        last.record().details["pass_count"],
+        7,
+        "every run counted once"
+    );
+}
+
+#[test]
+fn many_targets_stay_inside_the_deadline() {
+    let silent = silent_server();
+    let dir = TempDir::new("deadline-many");
+    let mut text = String::new();
+    for i in 0..12 {
+        text.push_str(&format!(
+            "[[target]]\nname = \"t{i}\"\nurl = \"{}\"\n\n",
+            silent.url("/")
+        ));
+    }
+    let file = dir.write("t.toml", &text);
+    let run1 = run(
+        PROBE_HTTP,
+        &["--targets", &file, "-t", "2", "--concurrency", "4"],
+    );
+    assert_eq!(run1.code, 2);
+    assert!(
+        run1.took < Duration::from_millis(3500),
+        "took {:?}",
+        run1.took
+    );
+    let records = run1.records();
+    assert_eq!(records.len(), 12, "one record per target, finished or not");
+    assert!(records.iter().all(|r| r.status == Status::Critical));
+    assert!(records
+        .iter()
+        .any(|r| r.summary.contains("not started before the deadline")));
+}
+
+#[test]
+fn targets_file_errors_name_file_line_and_key() {
+    let dir = TempDir::new("targets-bad");
+    let file = dir.write(
+        "t.toml",
+        "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/\"\nexpcet = \"200\"\n",
+    );
+    let r = run(PROBE_HTTP, &["--targets", &file]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr
+            .contains(&format!("{file}:4: key \"expcet\": unknown key")),
+        "{}",
+        r.stderr
+    );
+    let good = dir.write(
+        "g.toml",
+        "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/\"\n",
+    );
+    let only = run(PROBE_HTTP, &["--targets", &good, "--only", "nope"]);
+    assert_eq!(only.code, 3);
+    assert!(
+        only.stderr.contains("--only \"nope\": no such target"),
+        "{}",
+        only.stderr
+    );
+    let both = run(PROBE_HTTP, &["--targets", &good, "http://127.0.0.1:1/"]);
+    assert_eq!(both.code, 3);
+}
+
+#[test]
+fn csv_targets_and_only_prints_the_trace() {
+    let srv = server();
+    let dir = TempDir::new("csv");
+    let file = dir.write(
+        "t.csv",
+        &format!(
+            "name,url,expect,labels\nok,{},200,az=b\nmissing,{},200,\n",
+            srv.url("/ok"),
+            srv.url("/missing")
+        ),
+    );
+    let all = run(PROBE_HTTP, &["--targets-csv", &file]);
+    assert_eq!(all.code, 2);
+    assert_eq!(all.records().len(), 2);
+    let only = run(PROBE_HTTP, &["--targets-csv", &file, "--only", "missing"]);
+    assert_eq!(only.records().len(), 1);
+    assert!(
+        only.stderr.contains("status") && only.stderr.contains("FAILED"),
+        "trace on stderr: {}",
+        only.stderr
+    );
+}

@@ -1,0 +1,686 @@
+//! Many targets: a targets file (TOML or CSV), a bounded worker pool that
+//! stays inside the run's deadline, and Skypunch's per-target statistics
+//! kept in `--state`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use serde::{Deserialize, Serialize};
+
+use super::cli::Args;
+use super::Spec;
+use crate::cli::{Context, UsageError};
+use crate::report::{Record, Status, TraceStep};
+
+/// One target of a targets file, ready to probe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name (unique in the file).
+    pub name: String,
+    /// What to do.
+    pub spec: Spec,
+    /// `enabled = false` in the file.
+    pub enabled: bool,
+}
+
+/// Keys a target may have besides probe-http's own long options.
+const OWN_KEYS: &[&str] = &[
+    "name", "url", "labels", "timeout", "enabled", "auth", "headers",
+];
+
+/// probe-http options that make no sense per target.
+const RUN_ONLY: &[&str] = &[
+    "format",
+    "output",
+    "every",
+    "count",
+    "hostname",
+    "verbose",
+    "timeout-state",
+    "label",
+    "timeout",
+    "targets",
+    "targets-csv",
+    "only",
+    "state",
+    "list",
+    "show",
+    "enable",
+    "disable",
+    "concurrency",
+    "help",
+    "version",
+];
+
+/// The long options a target may use: probe-http's own, from its clap
+/// definition, so the file and the command line never drift apart.
+fn option_names() -> Vec<String> {
+    Args::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .filter(|l| !RUN_ONLY.contains(&l.as_str()))
+        .collect()
+}
+
+/// Line of the `n`th `[[target]]` (0-based) and of `key` inside it.
+fn locate(text: &str, n: Option<usize>, key: &str) -> usize {
+    let mut line_no = 0;
+    let mut seen: Option<usize> = None;
+    let mut in_defaults = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with("[[target]]") {
+            seen = Some(seen.map_or(0, |s| s + 1));
+            in_defaults = false;
+            if n == seen {
+                line_no = i + 1;
+            }
+            continue;
+        }
+        if t.starts_with("[defaults]") {
+            in_defaults = true;
+            seen = None;
+            if n.is_none() {
+                line_no = i + 1;
+            }
+            continue;
+        }
+        let here = match n {
+            None => in_defaults,
+            Some(_) => seen == n,
+        };
+        if here {
+            let k = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if k == key {
+                return i + 1;
+            }
+        }
+    }
+    line_no
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+/// The parts of one target table (or `[defaults]`) that are not options.
+#[derive(Default, Clone)]
+struct Extras {
+    labels: BTreeMap<String, String>,
+    timeout: Option<Duration>,
+    enabled: Option<bool>,
+}
+
+/// Turn one table into command-line words, checking every key.
+fn table_words(
+    file: &Path,
+    text: &str,
+    index: Option<usize>,
+    table: &toml::Table,
+    known: &[String],
+    words: &mut Vec<String>,
+    extras: &mut Extras,
+) -> Result<(), UsageError> {
+    let at = |key: &str| format!("{}:{}", file.display(), locate(text, index, key));
+    let bad = |key: &str, why: &str| UsageError::new(format!("{}: key {key:?}: {why}", at(key)));
+    for (key, value) in table {
+        match key.as_str() {
+            "name" | "url" => {}
+            "labels" => {
+                let t = value.as_table().ok_or_else(|| bad(key, "want a table of strings"))?;
+                for (k, v) in t {
+                    let v = scalar(v).ok_or_else(|| bad(key, "label values are strings"))?;
+                    extras.labels.insert(k.clone(), v);
+                }
+            }
+            "timeout" => {
+                let t = scalar(value).ok_or_else(|| bad(key, "want a duration"))?;
+                extras.timeout = Some(crate::units::parse_duration(&t).map_err(|e| bad(key, &e))?);
+            }
+            "enabled" => {
+                extras.enabled = Some(value.as_bool().ok_or_else(|| bad(key, "want true or false"))?);
+            }
+            "auth" => match value.as_str() {
+                Some("none") | Some("basic") => {}
+                Some("keystone") => {
+                    return Err(bad(key, "Keystone authentication is not built yet; use none or basic"))
+                }
+                _ => return Err(bad(key, "want none or basic")),
+            },
+            "headers" | "header" => match value {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let v = scalar(v).ok_or_else(|| bad(key, "header values are strings"))?;
+                        words.push(format!("--header={k}: {v}"));
+                    }
+                }
+                toml::Value::Array(a) => {
+                    for v in a {
+                        let v = scalar(v).ok_or_else(|| bad(key, "want 'Name: value' strings"))?;
+                        words.push(format!("--header={v}"));
+                    }
+                }
+                v => {
+                    let v = scalar(v).ok_or_else(|| bad(key, "want 'Name: value'"))?;
+                    words.push(format!("--header={v}"));
+                }
+            },
+            k if known.iter().any(|n| n == k) => match value {
+                toml::Value::Boolean(true) => words.push(format!("--{k}")),
+                toml::Value::Boolean(false) => {}
+                toml::Value::Array(items) => {
+                    for item in items {
+                        let v = scalar(item).ok_or_else(|| bad(key, "want a list of strings"))?;
+                        words.push(format!("--{k}={v}"));
+                    }
+                }
+                v => {
+                    let v = scalar(v).ok_or_else(|| bad(key, "want a value, not a table"))?;
+                    words.push(format!("--{k}={v}"));
+                }
+            },
+            _ => return Err(bad(key, "unknown key (probe-http's long options, name, url, labels, timeout, enabled, auth)")),
+        }
+    }
+    Ok(())
+}
+
+/// Read a TOML targets file: `[defaults]` and `[[target]]` tables whose keys
+/// are probe-http's long options.
+pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| UsageError::new(format!("--targets {}: {e}", file.display())))?;
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| {
+                format!(
+                    ":{}",
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                )
+            })
+            .unwrap_or_default();
+        UsageError::new(format!("{}{line}: {}", file.display(), e.message()))
+    })?;
+    let known = option_names();
+    let mut default_words = Vec::new();
+    let mut default_extras = Extras::default();
+    for (key, value) in &doc {
+        match key.as_str() {
+            "defaults" => {
+                let t = value.as_table().ok_or_else(|| {
+                    UsageError::new(format!("{}: [defaults] must be a table", file.display()))
+                })?;
+                if t.contains_key("name") || t.contains_key("url") {
+                    return Err(UsageError::new(format!(
+                        "{}:{}: [defaults] cannot set name or url",
+                        file.display(),
+                        locate(
+                            &text,
+                            None,
+                            if t.contains_key("name") {
+                                "name"
+                            } else {
+                                "url"
+                            }
+                        )
+                    )));
+                }
+                table_words(
+                    file,
+                    &text,
+                    None,
+                    t,
+                    &known,
+                    &mut default_words,
+                    &mut default_extras,
+                )?;
+            }
+            "target" => {}
+            other => {
+                return Err(UsageError::new(format!(
+                    "{}: unknown top-level key {other:?} (want [defaults] and [[target]])",
+                    file.display()
+                )))
+            }
+        }
+    }
+    let list = match doc.get("target") {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => a.clone(),
+        Some(_) => {
+            return Err(UsageError::new(format!(
+                "{}: use [[target]] for each target",
+                file.display()
+            )))
+        }
+    };
+    let mut targets = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let table = item.as_table().ok_or_else(|| {
+            UsageError::new(format!(
+                "{}: target {} is not a table",
+                file.display(),
+                i + 1
+            ))
+        })?;
+        let line = locate(&text, Some(i), "name");
+        let name = table
+            .get("name")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "{}:{line}: a target without a name",
+                    file.display()
+                ))
+            })?
+            .to_string();
+        let url = table.get("url").and_then(scalar);
+        let mut words = vec!["probe-http".to_string()];
+        words.extend(default_words.iter().cloned());
+        let mut extras = default_extras.clone();
+        table_words(file, &text, Some(i), table, &known, &mut words, &mut extras)?;
+        words.push(format!("--name={name}"));
+        if let Some(u) = url {
+            words.push("--".to_string());
+            words.push(u);
+        }
+        targets.push(build(file, line, &name, words, extras)?);
+    }
+    finish(file, targets)
+}
+
+fn build(
+    file: &Path,
+    line: usize,
+    name: &str,
+    words: Vec<String>,
+    extras: Extras,
+) -> Result<Target, UsageError> {
+    let wrap =
+        |e: String| UsageError::new(format!("{}:{line}: target {name:?}: {e}", file.display()));
+    let args = Args::try_parse_from(&words).map_err(|e| {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("invalid option")
+            .trim_start_matches("error: ")
+            .to_string();
+        wrap(first)
+    })?;
+    let mut spec = args.to_spec().map_err(|e| wrap(e.0))?;
+    spec.labels = extras.labels;
+    spec.timeout = extras.timeout;
+    Ok(Target {
+        name: name.to_string(),
+        spec,
+        enabled: extras.enabled.unwrap_or(true),
+    })
+}
+
+fn finish(file: &Path, targets: Vec<Target>) -> Result<Vec<Target>, UsageError> {
+    if targets.is_empty() {
+        return Err(UsageError::new(format!(
+            "{}: no target in it",
+            file.display()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &targets {
+        if !seen.insert(t.name.as_str()) {
+            return Err(UsageError::new(format!(
+                "{}: target {:?} is listed twice",
+                file.display(),
+                t.name
+            )));
+        }
+    }
+    Ok(targets)
+}
+
+/// Read a CSV targets file: a header row, then one target per row. Columns
+/// `name` and `url` are required; any other column is a probe-http long
+/// option (or `labels` as `k=v;k=v`, `timeout`, `enabled`); an empty cell
+/// leaves the option unset.
+pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .map_err(|e| UsageError::new(format!("--targets-csv {}: {e}", file.display())))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| UsageError::new(format!("{}: {e}", file.display())))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let known = option_names();
+    for h in &headers {
+        if !(OWN_KEYS.contains(&h.as_str()) || known.contains(h)) {
+            return Err(UsageError::new(format!(
+                "{}:1: unknown column {h:?}",
+                file.display()
+            )));
+        }
+    }
+    if !headers.iter().any(|h| h == "name") || !headers.iter().any(|h| h == "url") {
+        return Err(UsageError::new(format!(
+            "{}:1: the header row needs name and url columns",
+            file.display()
+        )));
+    }
+    let mut targets = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| UsageError::new(format!("{}:{line}: {e}", file.display())))?;
+        let mut words = vec!["probe-http".to_string()];
+        let mut extras = Extras::default();
+        let mut name = String::new();
+        let mut url = String::new();
+        for (h, v) in headers.iter().zip(row.iter()) {
+            if v.is_empty() {
+                continue;
+            }
+            let bad = |why: String| {
+                UsageError::new(format!("{}:{line}: column {h:?}: {why}", file.display()))
+            };
+            match h.as_str() {
+                "name" => name = v.to_string(),
+                "url" => url = v.to_string(),
+                "labels" => {
+                    for pair in v.split(';').filter(|p| !p.trim().is_empty()) {
+                        let (k, val) = pair
+                            .split_once('=')
+                            .ok_or_else(|| bad(format!("{pair:?} is not k=v")))?;
+                        extras
+                            .labels
+                            .insert(k.trim().to_string(), val.trim().to_string());
+                    }
+                }
+                "timeout" => extras.timeout = Some(crate::units::parse_duration(v).map_err(bad)?),
+                "enabled" => {
+                    extras.enabled = Some(match v.to_ascii_lowercase().as_str() {
+                        "true" | "yes" | "1" => true,
+                        "false" | "no" | "0" => false,
+                        _ => return Err(bad("want true or false".into())),
+                    })
+                }
+                "auth" => match v {
+                    "none" | "basic" => {}
+                    _ => return Err(bad("want none or basic".into())),
+                },
+                "headers" | "header" => {
+                    for hv in v.split(';').filter(|p| !p.trim().is_empty()) {
+                        words.push(format!("--header={}", hv.trim()));
+                    }
+                }
+                opt => match v.to_ascii_lowercase().as_str() {
+                    "true" => words.push(format!("--{opt}")),
+                    "false" => {}
+                    _ => words.push(format!("--{opt}={v}")),
+                },
+            }
+        }
+        if name.is_empty() || url.is_empty() {
+            return Err(UsageError::new(format!(
+                "{}:{line}: name and url are required",
+                file.display()
+            )));
+        }
+        words.push(format!("--name={name}"));
+        words.push("--".to_string());
+        words.push(url);
+        targets.push(build(file, line, &name, words, extras)?);
+    }
+    finish(file, targets)
+}
+
+/// Probe `targets` with at most `concurrency` at a time, inside the run's
+/// deadline. Records come back in the targets' order; a target not started
+/// before the deadline gets a record that says so.
+pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Record> {
+    let total = targets.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; total]);
+    let workers = concurrency.clamp(1, total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let worker = || loop {
+                if ctx.remaining().is_zero() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(target) = targets.get(i) else { break };
+                let record = super::probe(&target.spec, ctx);
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                ctx.progress(n, total);
+            };
+            // Small stacks: thousands of targets, a few dozen threads.
+            let spawned = std::thread::Builder::new()
+                .stack_size(512 * 1024)
+                .spawn_scoped(scope, worker);
+            if spawned.is_err() {
+                break;
+            }
+        }
+    });
+    ctx.progress(total, total);
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results
+        .into_iter()
+        .zip(targets)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| {
+                let mut r = Record::new(
+                    super::CHECK,
+                    &t.spec.url,
+                    ctx.timeout_state,
+                    "not started before the deadline (-t); raise -t or --concurrency",
+                );
+                r.name = t.name.clone();
+                r.labels = t.spec.labels.clone();
+                r
+            })
+        })
+        .collect()
+}
+
+/// Skypunch's counters for one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetStats {
+    /// Runs that were OK.
+    pub pass_count: u64,
+    /// Runs that were not.
+    pub fail_count: u64,
+    /// Responses by class.
+    pub count_2xx: u64,
+    /// Responses by class.
+    pub count_3xx: u64,
+    /// Responses by class.
+    pub count_4xx: u64,
+    /// Responses by class.
+    pub count_5xx: u64,
+    /// Runs that got no response at all.
+    pub network_failures: u64,
+    /// Failures in a row, up to now.
+    pub consecutive_failures: u64,
+    /// Status of the last run.
+    pub last_status: Option<Status>,
+    /// When the status last changed.
+    pub last_change: Option<String>,
+    /// When the last failure happened.
+    pub last_failure_at: Option<String>,
+    /// What the last failure said.
+    pub last_failure_summary: Option<String>,
+    /// The last failing trace.
+    #[serde(default)]
+    pub last_failure_trace: Vec<TraceStep>,
+    /// Turned off with --disable (the targets file is not edited).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// probe-http's `--state`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpState {
+    /// Per target name.
+    pub targets: BTreeMap<String, TargetStats>,
+}
+
+impl TargetStats {
+    /// Count one run's record.
+    pub fn update(&mut self, r: &Record) {
+        if r.status == Status::Ok {
+            self.pass_count += 1;
+            self.consecutive_failures = 0;
+        } else {
+            self.fail_count += 1;
+            self.consecutive_failures += 1;
+            self.last_failure_at = Some(r.ts.clone());
+            self.last_failure_summary = Some(r.summary.clone());
+            self.last_failure_trace = r.trace.clone();
+        }
+        match r.details.get("status_code").and_then(|c| c.as_u64()) {
+            Some(200..=299) => self.count_2xx += 1,
+            Some(300..=399) => self.count_3xx += 1,
+            Some(400..=499) => self.count_4xx += 1,
+            Some(500..=599) => self.count_5xx += 1,
+            Some(_) => {}
+            None => self.network_failures += 1,
+        }
+        if self.last_status != Some(r.status) {
+            self.last_status = Some(r.status);
+            self.last_change = Some(r.ts.clone());
+        }
+    }
+
+    /// Put the counters into a record's details.
+    pub fn annotate(&self, r: &mut Record) {
+        r.detail("pass_count", self.pass_count);
+        r.detail("fail_count", self.fail_count);
+        r.detail("count_2xx", self.count_2xx);
+        r.detail("count_3xx", self.count_3xx);
+        r.detail("count_4xx", self.count_4xx);
+        r.detail("count_5xx", self.count_5xx);
+        r.detail("network_failures", self.network_failures);
+        r.detail("consecutive_failures", self.consecutive_failures);
+        if let Some(c) = &self.last_change {
+            r.detail("last_change", c.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("skyprobe-targets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn defaults_apply_and_targets_override() {
+        let p = write(
+            "a.toml",
+            "[defaults]\nexpect = \"200\"\ninsecure = true\nheaders = { X-Probe = \"skyprobe\" }\nlabels = { az = \"a\" }\n\n[[target]]\nname = \"keystone\"\nurl = \"https://127.0.0.1:5000/v3\"\njson = ['.version.status == \"stable\"']\n\n[[target]]\nname = \"nova\"\nurl = \"http://127.0.0.1:8774/\"\nexpect = \"200,300\"\nlabels = { service = \"compute\" }\ntimeout = \"2s\"\nenabled = false\n",
+        );
+        let t = load_toml(&p).expect("loads");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].spec.expect.as_ref().expect("expect").as_str(), "200");
+        assert!(t[0].spec.tls.insecure);
+        assert_eq!(t[0].spec.json.len(), 1);
+        assert!(t[0]
+            .spec
+            .headers
+            .iter()
+            .any(|(k, v)| k == "X-Probe" && v == "skyprobe"));
+        assert_eq!(
+            t[1].spec.expect.as_ref().expect("expect").as_str(),
+            "200,300"
+        );
+        assert_eq!(t[1].spec.labels.get("az").map(String::as_str), Some("a"));
+        assert_eq!(
+            t[1].spec.labels.get("service").map(String::as_str),
+            Some("compute")
+        );
+        assert_eq!(t[1].spec.timeout, Some(Duration::from_secs(2)));
+        assert!(!t[1].enabled);
+        assert_eq!(t[1].spec.name.as_deref(), Some("nova"));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let p = write("b.toml", "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n\n[[target]]\nname = \"b\"\nurl = \"http://127.0.0.1/\"\nexpcet = \"200\"\n");
+        let e = load_toml(&p).expect_err("typo");
+        assert!(e.0.ends_with("b.toml:8: key \"expcet\": unknown key (probe-http's long options, name, url, labels, timeout, enabled, auth)"), "{}", e.0);
+        let p = write(
+            "c.toml",
+            "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nwarning = \"3:2\"\n",
+        );
+        let e = load_toml(&p).expect_err("bad range");
+        assert!(
+            e.0.contains("c.toml:2: target \"a\": -w/-c: range \"3:2\""),
+            "{}",
+            e.0
+        );
+        let p = write("d.toml", "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n");
+        assert!(load_toml(&p).expect_err("dup").0.contains("listed twice"));
+        let p = write(
+            "e.toml",
+            "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nformat = \"csv\"\n",
+        );
+        assert!(load_toml(&p)
+            .expect_err("run-only")
+            .0
+            .contains("unknown key"));
+    }
+
+    #[test]
+    fn csv_targets() {
+        let p = write("t.csv", "name,url,expect,labels,enabled,insecure\nweb,http://127.0.0.1:8080/,2xx,az=a;tier=web,true,false\nold,http://127.0.0.1:8081/,,,no,\n");
+        let t = load_csv(&p).expect("loads");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].spec.labels.len(), 2);
+        assert!(!t[1].enabled);
+        let p = write("u.csv", "name,url,colour\nweb,http://x/,red\n");
+        assert!(load_csv(&p)
+            .expect_err("unknown column")
+            .0
+            .contains("u.csv:1: unknown column \"colour\""));
+    }
+
+    #[test]
+    fn stats_count_like_skypunch() {
+        let mut s = TargetStats::default();
+        let mut ok = Record::new("probe-http", "u", Status::Ok, "fine");
+        ok.detail("status_code", 200);
+        let mut down = Record::new("probe-http", "u", Status::Critical, "HTTP 503");
+        down.detail("status_code", 503);
+        let refused = Record::new("probe-http", "u", Status::Critical, "refused");
+        for r in [&ok, &down, &refused, &ok] {
+            s.update(r);
+        }
+        assert_eq!((s.pass_count, s.fail_count), (2, 2));
+        assert_eq!((s.count_2xx, s.count_5xx, s.network_failures), (2, 1, 1));
+        assert_eq!(s.consecutive_failures, 0);
+        assert_eq!(s.last_failure_summary.as_deref(), Some("refused"));
+    }
+}
