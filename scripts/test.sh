@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
-# namespaces, pgrep to compare counts with, CA certificates), then format
-# check, clippy, all tests.
+# namespaces, pgrep to compare counts with, CA certificates, Keystone), starts
+# a Keystone on 127.0.0.1, then format check, clippy, all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# A real Keystone for the OpenStack tests (installed from Debian's packages
+# on first use), stopped however the tests end.
+ks_dir=$(mktemp -d /tmp/skyprobe-keystone.XXXXXX)
+trap 'bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir"' EXIT
+bash scripts/keystone.sh start "$ks_dir" "${SKYPROBE_KEYSTONE_PORT:-35357}"
+export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod openstack;
 pub mod procs;
 pub mod render;
 pub mod report;

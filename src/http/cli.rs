@@ -241,6 +241,48 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::units::parse_size)]
     pub max_body: u64,
 
+    /// Authentication: none, basic (with -a), or keystone (a token from --os-cloud or the
+    /// OS_* variables, sent as X-Auth-Token).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        default_value = "none",
+        help_heading = "OpenStack"
+    )]
+    pub auth: super::auth::AuthKind,
+
+    /// The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged).
+    #[arg(
+        long,
+        value_name = "CLOUD",
+        env = "OS_CLOUD",
+        help_heading = "OpenStack"
+    )]
+    pub os_cloud: Option<String>,
+
+    /// Probe this service type's endpoint from the catalog (identity, compute, network, ...).
+    #[arg(long, value_name = "TYPE", conflicts_with_all = ["url", "host", "os_endpoints"], help_heading = "OpenStack")]
+    pub os_service: Option<String>,
+
+    /// Probe every endpoint in the catalog at once: the quickest health sweep of a cloud.
+    #[arg(long, conflicts_with_all = ["url", "host"], help_heading = "OpenStack")]
+    pub os_endpoints: bool,
+
+    /// Endpoint interface: public, internal, admin, or all (with --os-endpoints)
+    /// [default: the cloud's, else public].
+    #[arg(long, value_name = "INTERFACE", help_heading = "OpenStack")]
+    pub os_interface: Option<String>,
+
+    /// Region for the catalog [default: the cloud's, or OS_REGION_NAME].
+    #[arg(long, value_name = "REGION", help_heading = "OpenStack")]
+    pub os_region: Option<String>,
+
+    /// Do not cache the token (by default it is kept, readable only by this user, until
+    /// shortly before it expires).
+    #[arg(long, help_heading = "OpenStack")]
+    pub no_token_cache: bool,
+
     /// Probe every target of a TOML targets file ([defaults] and [[target]] tables whose
     /// keys are these long options, plus name, url, labels, timeout, enabled).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip", "targets_csv"], help_heading = "Many targets")]
@@ -405,6 +447,10 @@ impl Args {
                         h.clone()
                     }
                     (None, Some(ip)) => ip.to_string(),
+                    (None, None) if self.os_service.is_some() || self.os_endpoints => {
+                        // The URL comes from the catalog at run time.
+                        super::auth::CATALOG_HOST.to_string()
+                    }
                     (None, None) => {
                         return Err(err(
                             "nothing to probe: give a URL, or -H HOST (see probe-http --help)"
@@ -663,6 +709,7 @@ impl Args {
                 .unwrap_or_else(|| format!("skyprobe/{} probe-http", env!("CARGO_PKG_VERSION"))),
             labels: Default::default(),
             timeout: None,
+            openstack: self.openstack()?,
         };
         // Building the TLS configuration reads --ca-file and the client key:
         // a bad file is a usage error now, not a CRITICAL record later.
@@ -696,6 +743,45 @@ fn percent_decode(text: &str) -> String {
 }
 
 impl Args {
+    fn openstack(&self) -> Result<Option<super::auth::OpenStack>, UsageError> {
+        use super::auth::AuthKind;
+        let wanted =
+            self.auth == AuthKind::Keystone || self.os_service.is_some() || self.os_endpoints;
+        if !wanted {
+            if self.os_interface.is_some() || self.os_region.is_some() {
+                return Err(UsageError::new("--os-interface/--os-region need --auth keystone, --os-service or --os-endpoints"));
+            }
+            return Ok(None);
+        }
+        if self.basic.is_some() || self.auth_file.is_some() || self.bearer_file.is_some() {
+            return Err(UsageError::new(
+                "Keystone authentication and -a/--auth-file/--bearer-file exclude each other",
+            ));
+        }
+        let env = crate::openstack::config::ProcessEnv;
+        let cloud = crate::openstack::config::resolve(self.os_cloud.as_deref(), &env)?;
+        let interface = self
+            .os_interface
+            .clone()
+            .unwrap_or_else(|| cloud.interface.clone());
+        if !["public", "internal", "admin", "all"].contains(&interface.as_str())
+            || (interface == "all" && !self.os_endpoints)
+        {
+            return Err(UsageError::new(format!(
+                "--os-interface {interface:?}: want public, internal or admin (or all with --os-endpoints)"
+            )));
+        }
+        let region = self.os_region.clone().or_else(|| cloud.region.clone());
+        let cache_dir = (!self.no_token_cache).then(|| crate::openstack::keystone::cache_dir(&env));
+        Ok(Some(super::auth::OpenStack {
+            keystone: crate::openstack::keystone::Keystone { cloud, cache_dir },
+            service: self.os_service.clone(),
+            all_endpoints: self.os_endpoints,
+            interface,
+            region,
+        }))
+    }
+
     fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
         match (&self.targets, &self.targets_csv) {
             (Some(f), _) => targets::load_toml(f).map(Some),
@@ -934,8 +1020,11 @@ impl Tool for Args {
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
         match &self.mode {
+            Some(Mode::One(spec)) if spec.openstack.as_ref().is_some_and(|o| o.all_endpoints) => {
+                super::auth::sweep(spec, ctx, self.concurrency)
+            }
             Some(Mode::One(spec)) => {
-                let mut r = super::probe(spec, ctx);
+                let mut r = super::auth::probe(spec, ctx);
                 if self.state.is_some() {
                     let name = r.name.clone();
                     match self.with_state(|s| {

@@ -2,6 +2,7 @@
 //! status, body, JSON, headers, latency and the TLS certificate, traced
 //! phase by phase.
 
+pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod expect;
@@ -70,7 +71,7 @@ pub struct TlsOptions {
 }
 
 /// A fully validated probe: everything a request needs, no flag left to parse.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Spec {
     /// The operator's name for the target.
     pub name: Option<String>,
@@ -126,6 +127,27 @@ pub struct Spec {
     pub labels: std::collections::BTreeMap<String, String>,
     /// A deadline of its own, inside the run's.
     pub timeout: Option<Duration>,
+    /// Keystone authentication, and where in the catalog the URL comes from.
+    pub openstack: Option<auth::OpenStack>,
+}
+
+// By hand: the headers may carry credentials or a token.
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Spec {

@@ -28,9 +28,7 @@ pub struct Target {
 }
 
 /// Keys a target may have besides probe-http's own long options.
-const OWN_KEYS: &[&str] = &[
-    "name", "url", "labels", "timeout", "enabled", "auth", "headers",
-];
+const OWN_KEYS: &[&str] = &["name", "url", "labels", "timeout", "enabled", "headers"];
 
 /// probe-http options that make no sense per target.
 const RUN_ONLY: &[&str] = &[
@@ -45,6 +43,7 @@ const RUN_ONLY: &[&str] = &[
     "timeout",
     "targets",
     "targets-csv",
+    "os-endpoints",
     "only",
     "state",
     "list",
@@ -138,7 +137,9 @@ fn table_words(
         match key.as_str() {
             "name" | "url" => {}
             "labels" => {
-                let t = value.as_table().ok_or_else(|| bad(key, "want a table of strings"))?;
+                let t = value
+                    .as_table()
+                    .ok_or_else(|| bad(key, "want a table of strings"))?;
                 for (k, v) in t {
                     let v = scalar(v).ok_or_else(|| bad(key, "label values are strings"))?;
                     extras.labels.insert(k.clone(), v);
@@ -149,15 +150,12 @@ fn table_words(
                 extras.timeout = Some(crate::units::parse_duration(&t).map_err(|e| bad(key, &e))?);
             }
             "enabled" => {
-                extras.enabled = Some(value.as_bool().ok_or_else(|| bad(key, "want true or false"))?);
+                extras.enabled = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| bad(key, "want true or false"))?,
+                );
             }
-            "auth" => match value.as_str() {
-                Some("none") | Some("basic") => {}
-                Some("keystone") => {
-                    return Err(bad(key, "Keystone authentication is not built yet; use none or basic"))
-                }
-                _ => return Err(bad(key, "want none or basic")),
-            },
             "headers" | "header" => match value {
                 toml::Value::Table(t) => {
                     for (k, v) in t {
@@ -190,7 +188,12 @@ fn table_words(
                     words.push(format!("--{k}={v}"));
                 }
             },
-            _ => return Err(bad(key, "unknown key (probe-http's long options, name, url, labels, timeout, enabled, auth)")),
+            _ => {
+                return Err(bad(
+                    key,
+                    "unknown key (probe-http's long options, name, url, labels, timeout, enabled)",
+                ))
+            }
         }
     }
     Ok(())
@@ -417,10 +420,6 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
                         _ => return Err(bad("want true or false".into())),
                     })
                 }
-                "auth" => match v {
-                    "none" | "basic" => {}
-                    _ => return Err(bad("want none or basic".into())),
-                },
                 "headers" | "header" => {
                     for hv in v.split(';').filter(|p| !p.trim().is_empty()) {
                         words.push(format!("--header={}", hv.trim()));
@@ -630,7 +629,7 @@ mod tests {
     fn unknown_keys_name_file_line_and_key() {
         let p = write("b.toml", "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n\n[[target]]\nname = \"b\"\nurl = \"http://127.0.0.1/\"\nexpcet = \"200\"\n");
         let e = load_toml(&p).expect_err("typo");
-        assert!(e.0.ends_with("b.toml:8: key \"expcet\": unknown key (probe-http's long options, name, url, labels, timeout, enabled, auth)"), "{}", e.0);
+        assert!(e.0.ends_with("b.toml:8: key \"expcet\": unknown key (probe-http's long options, name, url, labels, timeout, enabled)"), "{}", e.0);
         let p = write(
             "c.toml",
             "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nwarning = \"3:2\"\n",

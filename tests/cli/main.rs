@@ -3,6 +3,7 @@
 
 mod common;
 mod docs;
+mod keystone;
 mod probe_http;
 mod schema;
 mod watch_procs;

@@ -1,0 +1,167 @@
+//! probe-http behind Keystone: a token (cached) sent as X-Auth-Token, the
+//! URL from the service catalog, one retry with a fresh token on a 401,
+//! and the whole-catalog sweep.
+
+use std::time::Duration;
+
+use super::targets::{self, Target};
+use super::Spec;
+use crate::cli::Context;
+use crate::openstack::keystone::{Keystone, Token};
+use crate::report::{Record, Status, TraceStep};
+
+/// Placeholder URL of a spec whose URL comes from the catalog.
+pub const CATALOG_HOST: &str = "catalog.invalid";
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthKind {
+    /// No authentication (or Basic, when -a is given).
+    None,
+    /// Basic authentication from -a/--auth-file.
+    Basic,
+    /// A Keystone token as X-Auth-Token.
+    Keystone,
+}
+
+/// Keystone settings of a probe.
+#[derive(Debug, Clone)]
+pub struct OpenStack {
+    /// The client (cloud and token cache).
+    pub keystone: Keystone,
+    /// Probe this service type's endpoint.
+    pub service: Option<String>,
+    /// Probe every endpoint.
+    pub all_endpoints: bool,
+    /// Which interface.
+    pub interface: String,
+    /// Which region.
+    pub region: Option<String>,
+}
+
+fn failed(spec: &Spec, summary: String, trace: Vec<TraceStep>) -> Record {
+    let mut r = Record::new(super::CHECK, &spec.url, Status::Critical, summary);
+    r.name = spec.display_name().to_string();
+    r.labels = spec.labels.clone();
+    r.trace = trace;
+    r
+}
+
+fn with_token(spec: &Spec, url: String, token: &Token) -> Spec {
+    let mut s = spec.clone();
+    if s.name.is_none() {
+        s.name = Some(url.clone());
+    }
+    s.url = url;
+    s.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("x-auth-token"));
+    s.headers
+        .push(("X-Auth-Token".into(), token.id.expose().to_string()));
+    s
+}
+
+fn endpoint_url(os: &OpenStack, token: &Token, spec: &Spec) -> Result<String, String> {
+    match &os.service {
+        None => Ok(spec.url.clone()),
+        Some(service) => token
+            .endpoint(service, &os.interface, os.region.as_deref())
+            .ok_or_else(|| {
+                let mut types: Vec<&str> = token.catalog.iter().map(|s| s.kind.as_str()).collect();
+                types.sort_unstable();
+                types.dedup();
+                format!(
+                "no {service} endpoint for interface {} in region {} in the catalog (it has: {})",
+                os.interface,
+                os.region.as_deref().unwrap_or("any"),
+                types.join(", ")
+            )
+            }),
+    }
+}
+
+/// One probe with a Keystone token. Without Keystone settings, a plain probe.
+pub fn probe(spec: &Spec, ctx: &Context) -> Record {
+    let Some(os) = &spec.openstack else {
+        return super::probe(spec, ctx);
+    };
+    let mut trace = Vec::new();
+    let token = match os.keystone.token(ctx.deadline, &mut trace) {
+        Ok(t) => t,
+        Err(e) => return failed(spec, e.to_string(), trace),
+    };
+    let url = match endpoint_url(os, &token, spec) {
+        Ok(u) => u,
+        Err(e) => return failed(spec, e, trace),
+    };
+    let mut record = super::probe(&with_token(spec, url.clone(), &token), ctx);
+    if token.from_cache && record.details.get("status_code").and_then(|c| c.as_u64()) == Some(401) {
+        // The cached token was revoked or the keys rotated: once more with a new one.
+        os.keystone.invalidate();
+        trace.push(TraceStep::new(
+            "keystone",
+            true,
+            Duration::ZERO,
+            Some("401 with the cached token; asking Keystone for a new one".into()),
+        ));
+        match os.keystone.token(ctx.deadline, &mut trace) {
+            Ok(fresh) => record = super::probe(&with_token(spec, url, &fresh), ctx),
+            Err(e) => return failed(spec, e.to_string(), trace),
+        }
+    }
+    trace.append(&mut record.trace);
+    record.trace = trace;
+    record
+}
+
+/// Probe every endpoint of the catalog (for the interface, or all).
+pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
+    let Some(os) = &spec.openstack else {
+        return vec![super::probe(spec, ctx)];
+    };
+    let mut trace = Vec::new();
+    let token = match os.keystone.token(ctx.deadline, &mut trace) {
+        Ok(t) => t,
+        Err(e) => return vec![failed(spec, e.to_string(), trace)],
+    };
+    let mut list: Vec<Target> = Vec::new();
+    for service in &token.catalog {
+        for e in &service.endpoints {
+            if os.interface != "all" && e.interface != os.interface {
+                continue;
+            }
+            if os.region.as_deref().is_some_and(|r| {
+                e.region.as_deref() != Some(r) && e.region_id.as_deref() != Some(r)
+            }) {
+                continue;
+            }
+            let name = format!(
+                "{} {} {}",
+                service.name.as_deref().unwrap_or(&service.kind),
+                e.interface,
+                e.region
+                    .as_deref()
+                    .or(e.region_id.as_deref())
+                    .unwrap_or("-")
+            );
+            let mut s = with_token(spec, e.url.clone(), &token);
+            s.name = Some(name.clone());
+            s.openstack = None;
+            s.labels.insert("service_type".into(), service.kind.clone());
+            s.labels.insert("interface".into(), e.interface.clone());
+            list.push(Target {
+                name,
+                spec: s,
+                enabled: true,
+            });
+        }
+    }
+    if list.is_empty() {
+        return vec![failed(
+            spec,
+            format!("no endpoint for interface {} in the catalog", os.interface),
+            trace,
+        )];
+    }
+    let refs: Vec<&Target> = list.iter().collect();
+    targets::run_all(&refs, ctx, concurrency)
+}
