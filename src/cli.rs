@@ -303,9 +303,13 @@ impl Emitter {
                 })
             }
             None => {
-                let text = self.renderer.render(records);
-                let mut out = std::io::stdout().lock();
-                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                let mut out =
+                    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+                match self
+                    .renderer
+                    .render_to(records, &mut out)
+                    .and_then(|_| out.flush())
+                {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                         Err(EmitError::BrokenPipe)

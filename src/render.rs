@@ -50,6 +50,23 @@ impl Renderer {
         self.csv_header_done = false;
     }
 
+    /// Render one round straight into `out`. JSON lines are written one
+    /// record at a time, so ten thousand records never sit in memory twice.
+    pub fn render_to(
+        &mut self,
+        records: &[Record],
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        if self.format == Format::Jsonl {
+            for r in records {
+                serde_json::to_writer(&mut *out, r).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+            return Ok(());
+        }
+        out.write_all(self.render(records).as_bytes())
+    }
+
     /// Render one round of records.
     pub fn render(&mut self, records: &[Record]) -> String {
         match self.format {

@@ -666,7 +666,6 @@ impl Args {
             url,
             method,
             headers,
-            secret_headers: vec!["authorization".into()],
             body,
             expect,
             string: self.string.clone(),
@@ -703,10 +702,7 @@ impl Args {
                 self.proxy.clone()
             },
             max_body: self.max_body,
-            user_agent: self
-                .user_agent
-                .clone()
-                .unwrap_or_else(|| format!("skyprobe/{} probe-http", env!("CARGO_PKG_VERSION"))),
+            user_agent: self.user_agent.clone(),
             labels: Default::default(),
             timeout: None,
             openstack: self.openstack()?,

@@ -20,6 +20,9 @@ use ureq::unversioned::transport::{
 /// needs a fraction of that, and peak RSS is one of our benchmarks.
 pub const BUFFER_SIZE: usize = 16 * 1024;
 
+/// Output buffer: a probe's request is a few hundred bytes.
+pub const OUTPUT_BUFFER_SIZE: usize = 4 * 1024;
+
 /// The outcome of one timed phase.
 #[derive(Debug, Clone)]
 pub struct Phase {
@@ -280,7 +283,7 @@ impl<In: Transport> Connector<In> for TcpStep {
                         ok: true,
                         detail,
                     });
-                    let buffers = LazyBuffers::new(BUFFER_SIZE, BUFFER_SIZE);
+                    let buffers = LazyBuffers::new(BUFFER_SIZE, OUTPUT_BUFFER_SIZE);
                     return Ok(Some(TcpTransport { stream, buffers }.boxed()));
                 }
                 Err(e) => {
@@ -419,7 +422,7 @@ impl Connector<Box<dyn Transport>> for TlsStep {
             });
         }
         Ok(Some(Box::new(TlsTransport {
-            buffers: LazyBuffers::new(BUFFER_SIZE, BUFFER_SIZE),
+            buffers: LazyBuffers::new(BUFFER_SIZE, OUTPUT_BUFFER_SIZE),
             stream: StreamOwned { conn, sock },
         })))
     }
@@ -694,6 +697,9 @@ fn verify_error_text(e: &rustls::Error) -> String {
                 "certificate is not valid for this host name".to_string()
             }
             C::Revoked => "certificate is revoked".to_string(),
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate (CA:TRUE) as its own; it needs a leaf certificate".to_string()
+            }
             other => format!("{other:?}"),
         },
         other => other.to_string(),

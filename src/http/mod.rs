@@ -29,6 +29,9 @@ use expect::{HeaderAssertion, JsonAssertion, StatusExpectation};
 /// The `check` field of probe-http's records.
 pub const CHECK: &str = "probe-http";
 
+/// The User-Agent probe-http sends unless told otherwise.
+pub const USER_AGENT: &str = concat!("skyprobe/", env!("CARGO_PKG_VERSION"), " probe-http");
+
 /// What to do with a 3xx response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnRedirect {
@@ -81,8 +84,6 @@ pub struct Spec {
     pub method: String,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
-    /// Header names whose values are secret (never shown).
-    pub secret_headers: Vec<String>,
     /// Request body.
     pub body: Option<Vec<u8>>,
     /// Expected status codes; `None` means check_http's defaults.
@@ -121,8 +122,8 @@ pub struct Spec {
     pub proxy: Option<String>,
     /// Most body bytes to read.
     pub max_body: u64,
-    /// User-Agent header.
-    pub user_agent: String,
+    /// User-Agent header [default: [`USER_AGENT`]].
+    pub user_agent: Option<String>,
     /// The operator's labels for this target (from a targets file).
     pub labels: std::collections::BTreeMap<String, String>,
     /// A deadline of its own, inside the run's.
@@ -419,9 +420,9 @@ fn build_agent(
         .max_idle_connections(0)
         .proxy(proxy)
         .timeout_global(Some(ctx.remaining()))
-        .user_agent(spec.user_agent.as_str())
+        .user_agent(spec.user_agent.as_deref().unwrap_or(USER_AGENT))
         .input_buffer_size(conn::BUFFER_SIZE)
-        .output_buffer_size(conn::BUFFER_SIZE)
+        .output_buffer_size(conn::OUTPUT_BUFFER_SIZE)
         .max_response_header_size(conn::BUFFER_SIZE)
         .ip_family(match spec.family {
             Some(IpFamilyWanted::V4) => ureq::config::IpFamily::Ipv4Only,
