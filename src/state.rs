@@ -134,6 +134,34 @@ impl<S: Serialize + DeserializeOwned + Default> Locked<S> {
     }
 }
 
+/// Lock `path`, let `f` change the state, write it back. Returns what `f`
+/// returned and notes for the operator: a corrupt file set aside, a write
+/// that failed (the run's own records still stand).
+pub fn update<S, R>(path: &Path, f: impl FnOnce(&mut S) -> R) -> Result<(R, Vec<String>), String>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    let mut locked = Locked::<S>::open(path)?;
+    let out = f(&mut locked.value);
+    let mut notes: Vec<String> = locked.warning.take().into_iter().collect();
+    if let Err(e) = locked.save() {
+        notes.push(e);
+    }
+    Ok((out, notes))
+}
+
+/// A WARNING record about the state file itself (`"event":"state_file"`).
+pub fn note_record(check: &str, path: &Path, note: String) -> crate::report::Record {
+    let mut r = crate::report::Record::new(
+        check,
+        &path.display().to_string(),
+        crate::report::Status::Warning,
+        note,
+    );
+    r.event = Some("state_file".into());
+    r
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
         .file_name()

@@ -12,7 +12,6 @@ use crate::cli::{Common, Context, Tool, UsageError};
 use crate::http::conn::IpFamilyWanted;
 use crate::http::expect::{HeaderAssertion, JsonAssertion, StatusExpectation};
 use crate::report::{Record, Status};
-use crate::state::Locked;
 use crate::threshold::Thresholds;
 
 const EXAMPLES: &str = "\
@@ -789,25 +788,21 @@ impl Args {
     fn with_state<R>(
         &self,
         f: impl FnOnce(&mut HttpState) -> R,
-    ) -> Result<(R, Option<String>), String> {
-        let Some(path) = &self.state else {
-            return Ok((f(&mut HttpState::default()), None));
-        };
-        let mut locked = Locked::<HttpState>::open(path)?;
-        let out = f(&mut locked.value);
-        locked.save()?;
-        Ok((out, locked.warning.take()))
+    ) -> Result<(R, Vec<String>), String> {
+        match &self.state {
+            Some(path) => crate::state::update(path, f),
+            None => Ok((f(&mut HttpState::default()), Vec::new())),
+        }
     }
 
-    fn state_note(&self, note: String, records: &mut Vec<Record>) {
-        let target = self
-            .state
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let mut r = Record::new(super::CHECK, &target, Status::Warning, note);
-        r.event = Some("state_file".into());
-        records.push(r);
+    fn state_notes(&self, notes: Vec<String>, records: &mut Vec<Record>) {
+        if let Some(path) = &self.state {
+            records.extend(
+                notes
+                    .into_iter()
+                    .map(|n| crate::state::note_record(super::CHECK, path, n)),
+            );
+        }
     }
 
     fn run_many(&self, all: &[Target], ctx: &Context) -> Vec<Record> {
@@ -843,11 +838,11 @@ impl Args {
                     stats.annotate(r);
                 }
             });
-            match result {
-                Ok(((), Some(w))) => self.state_note(w, &mut records),
-                Ok(((), None)) => {}
-                Err(e) => self.state_note(e, &mut records),
-            }
+            let notes = match result {
+                Ok(((), notes)) => notes,
+                Err(e) => vec![e],
+            };
+            self.state_notes(notes, &mut records);
         }
         records
     }
@@ -921,7 +916,7 @@ impl Args {
             self.with_state(|s| s.targets.entry(name.to_string()).or_default().disabled = !enable);
         let mut records = Vec::new();
         match result {
-            Ok(((), warning)) => {
+            Ok(((), notes)) => {
                 let mut r = Record::new(
                     super::CHECK,
                     name,
@@ -937,9 +932,7 @@ impl Args {
                 );
                 r.event = Some(if enable { "enabled" } else { "disabled" }.into());
                 records.push(r);
-                if let Some(w) = warning {
-                    self.state_note(w, &mut records);
-                }
+                self.state_notes(notes, &mut records);
             }
             Err(e) => records.push(Record::new(super::CHECK, name, Status::Unknown, e)),
         }
@@ -1021,28 +1014,21 @@ impl Tool for Args {
             }
             Some(Mode::One(spec)) => {
                 let mut r = super::auth::probe(spec, ctx);
-                if self.state.is_some() {
-                    let name = r.name.clone();
-                    match self.with_state(|s| {
-                        let stats = s.targets.entry(name).or_default();
-                        stats.update(&r);
-                        stats.annotate(&mut r);
-                    }) {
-                        Ok(((), note)) => {
-                            let mut records = vec![r];
-                            if let Some(n) = note {
-                                self.state_note(n, &mut records);
-                            }
-                            return records;
-                        }
-                        Err(e) => {
-                            let mut records = vec![r];
-                            self.state_note(e, &mut records);
-                            return records;
-                        }
-                    }
+                if self.state.is_none() {
+                    return vec![r];
                 }
-                vec![r]
+                let name = r.name.clone();
+                let notes = match self.with_state(|s| {
+                    let stats = s.targets.entry(name).or_default();
+                    stats.update(&r);
+                    stats.annotate(&mut r);
+                }) {
+                    Ok(((), notes)) => notes,
+                    Err(e) => vec![e],
+                };
+                let mut records = vec![r];
+                self.state_notes(notes, &mut records);
+                records
             }
             Some(Mode::Many(all)) => self.run_many(all, ctx),
             Some(Mode::List(all)) => self.list(all),

@@ -668,10 +668,17 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses() {
-        let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/probe-http/targets.toml"));
+        let p = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/probe-http/targets.toml"
+        ));
         // The keystone target needs a cloud; everything else must load as written.
         let text = std::fs::read_to_string(p).expect("example");
-        let without_keystone: String = text.split("[[target]]\nname = \"nova-servers\"").next().expect("head").to_string();
+        let without_keystone: String = text
+            .split("[[target]]\nname = \"nova-servers\"")
+            .next()
+            .expect("head")
+            .to_string();
         let q = write("example.toml", &without_keystone);
         let t = load_toml(&q).expect("example parses");
         assert_eq!(t.len(), 2);

@@ -13,7 +13,6 @@ use super::supervise::{Backoff, ProcessRunner, Supervisor, SupervisorState};
 use super::table::LinuxProcs;
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::report::{Record, Status};
-use crate::state::Locked;
 use crate::threshold::Thresholds;
 
 const EXAMPLES: &str = "\
@@ -274,32 +273,21 @@ impl Args {
                 let mut state = self.memory.lock().unwrap_or_else(|p| p.into_inner());
                 sup.run(entries, &mut state, ctx)
             }
-            Some(path) => match Locked::<SupervisorState>::open(path) {
+            Some(path) => match crate::state::update(path, |state: &mut SupervisorState| {
+                sup.run(entries, state, ctx)
+            }) {
                 Err(msg) => vec![Record::new(
                     super::CHECK,
                     &path.display().to_string(),
                     Status::Unknown,
                     msg,
                 )],
-                Ok(mut locked) => {
-                    let mut records = sup.run(entries, &mut locked.value, ctx);
-                    let mut notes = Vec::new();
-                    if let Some(w) = locked.warning.take() {
-                        notes.push(w);
-                    }
-                    if let Err(e) = locked.save() {
-                        notes.push(e);
-                    }
-                    for note in notes {
-                        let mut r = Record::new(
-                            super::CHECK,
-                            &path.display().to_string(),
-                            Status::Warning,
-                            note,
-                        );
-                        r.event = Some("state_file".into());
-                        records.push(r);
-                    }
+                Ok((mut records, notes)) => {
+                    records.extend(
+                        notes
+                            .into_iter()
+                            .map(|n| crate::state::note_record(super::CHECK, path, n)),
+                    );
                     records
                 }
             },
