@@ -277,6 +277,11 @@ pub struct Args {
     #[arg(long, value_name = "REGION", help_heading = "OpenStack")]
     pub os_region: Option<String>,
 
+    /// Ask for an API microversion: SERVICE_TYPE=VERSION, e.g. compute=2.53 (sends
+    /// OpenStack-API-Version and, for Nova, X-OpenStack-Nova-API-Version).
+    #[arg(long, value_name = "TYPE=VERSION", help_heading = "OpenStack")]
+    pub os_microversion: Vec<String>,
+
     /// Do not cache the token (by default it is kept, readable only by this user, until
     /// shortly before it expires).
     #[arg(long, help_heading = "OpenStack")]
@@ -566,6 +571,22 @@ impl Args {
                 "Authorization".into(),
                 format!("Basic {}", base64(b.as_bytes())),
             ));
+        }
+        for mv in &self.os_microversion {
+            let (service, version) = mv
+                .split_once('=')
+                .filter(|(s, v)| {
+                    !s.is_empty()
+                        && (*v == "latest"
+                            || v.split('.')
+                                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+                })
+                .ok_or_else(|| {
+                    err(format!(
+                        "--os-microversion {mv:?}: want TYPE=VERSION, e.g. compute=2.53"
+                    ))
+                })?;
+            headers.extend(crate::openstack::microversion_headers(service, version));
         }
         if let Some(path) = &self.bearer_file {
             let token = read_secret_file(path, "--bearer-file")?;
@@ -1113,6 +1134,25 @@ mod tests {
             let e = args(&list).to_spec().expect_err(&format!("{list:?}"));
             assert!(e.0.contains(want), "{list:?}: {}", e.0);
             assert!(!e.0.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn microversions_become_headers() {
+        let s = args(&["http://x/", "--os-microversion", "compute=2.53"])
+            .to_spec()
+            .expect("valid");
+        assert!(s
+            .headers
+            .contains(&("OpenStack-API-Version".into(), "compute 2.53".into())));
+        assert!(s
+            .headers
+            .contains(&("X-OpenStack-Nova-API-Version".into(), "2.53".into())));
+        for bad in ["compute", "compute=two", "=2.1", "compute=2."] {
+            let e = args(&["http://x/", "--os-microversion", bad])
+                .to_spec()
+                .expect_err(bad);
+            assert!(e.0.contains("--os-microversion"), "{}", e.0);
         }
     }
 

@@ -8,6 +8,27 @@
 pub mod config;
 pub mod keystone;
 
+/// The headers that ask a service for a microversion: the standard
+/// `OpenStack-API-Version`, and the older per-service header for the
+/// services that had one (Nova still honours only that one before 2.27).
+pub fn microversion_headers(service_type: &str, version: &str) -> Vec<(String, String)> {
+    let mut h = vec![(
+        "OpenStack-API-Version".to_string(),
+        format!("{service_type} {version}"),
+    )];
+    let legacy = match service_type {
+        "compute" => Some("X-OpenStack-Nova-API-Version"),
+        "volume" | "block-storage" => None,
+        "baremetal" => Some("X-OpenStack-Ironic-API-Version"),
+        "shared-file-system" | "share" => Some("X-OpenStack-Manila-API-Version"),
+        _ => None,
+    };
+    if let Some(name) = legacy {
+        h.push((name.to_string(), version.to_string()));
+    }
+    h
+}
+
 /// A string that must never be shown.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
