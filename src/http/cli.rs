@@ -592,12 +592,6 @@ impl Args {
             let token = read_secret_file(path, "--bearer-file")?;
             headers.push(("Authorization".into(), format!("Bearer {token}")));
         }
-        if let Some(h) = &self.host {
-            if self.ip.is_some() && self.url.is_none() {
-                // The URL already carries the host; ureq derives Host from it.
-                let _ = h;
-            }
-        }
         let expect = self
             .expect
             .as_deref()
