@@ -270,7 +270,7 @@ pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
         }
     };
     let mut targets = Vec::with_capacity(list.len());
-    let mut command = Args::command();
+    let mut parser = Parser::new();
     for (i, item) in list.iter().enumerate() {
         let table = item.as_table().ok_or_else(|| {
             UsageError::new(format!(
@@ -298,21 +298,34 @@ pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
         words.extend(default_words.iter().cloned());
         let mut extras = default_extras.clone();
         table_words(file, &text, Some(i), table, &known, &mut words, &mut extras)?;
-        words.push(format!("--name={name}"));
-        if let Some(u) = url {
-            words.push("--".to_string());
-            words.push(u);
-        }
-        targets.push(build(&mut command, file, &line, &name, words, extras)?);
+        targets.push(build(&mut parser, file, &line, &name, url, words, extras)?);
     }
     finish(file, targets)
 }
 
+/// Parses targets' option words, once per distinct set: in a file of
+/// thousands most targets share their options and differ only in name and
+/// URL, and clap's parse is most of the cost of loading one.
+struct Parser {
+    command: clap::Command,
+    parsed: std::collections::HashMap<Vec<String>, Args>,
+}
+
+impl Parser {
+    fn new() -> Parser {
+        Parser {
+            command: Args::command(),
+            parsed: std::collections::HashMap::new(),
+        }
+    }
+}
+
 fn build(
-    command: &mut clap::Command,
+    parser: &mut Parser,
     file: &Path,
     line: &dyn Fn() -> usize,
     name: &str,
+    url: Option<String>,
     words: Vec<String>,
     extras: Extras,
 ) -> Result<Target, UsageError> {
@@ -323,20 +336,29 @@ fn build(
             line()
         ))
     };
-    // One clap Command for the whole file: building it costs more than parsing.
-    let args = command
-        .try_get_matches_from_mut(&words)
-        .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m))
-        .map_err(|e| {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid option")
-                .trim_start_matches("error: ")
-                .to_string();
-            wrap(first)
-        })?;
+    let mut args = match parser.parsed.get(&words) {
+        Some(a) => a.clone(),
+        None => {
+            let a = parser
+                .command
+                .try_get_matches_from_mut(&words)
+                .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m))
+                .map_err(|e| {
+                    let text = e.to_string();
+                    let first = text
+                        .lines()
+                        .next()
+                        .unwrap_or("invalid option")
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    wrap(first)
+                })?;
+            parser.parsed.insert(words, a.clone());
+            a
+        }
+    };
+    args.name = Some(name.to_string());
+    args.url = url;
     let mut spec = args.to_spec().map_err(|e| wrap(e.0))?;
     spec.labels = extras.labels;
     spec.timeout = extras.timeout;
@@ -398,7 +420,7 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
         )));
     }
     let mut targets = Vec::new();
-    let mut command = Args::command();
+    let mut parser = Parser::new();
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
         let row = row.map_err(|e| UsageError::new(format!("{}:{line}: {e}", file.display())))?;
@@ -452,10 +474,15 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
                 file.display()
             )));
         }
-        words.push(format!("--name={name}"));
-        words.push("--".to_string());
-        words.push(url);
-        targets.push(build(&mut command, file, &|| line, &name, words, extras)?);
+        targets.push(build(
+            &mut parser,
+            file,
+            &|| line,
+            &name,
+            Some(url),
+            words,
+            extras,
+        )?);
     }
     finish(file, targets)
 }
