@@ -648,7 +648,6 @@ fn ms_between(a: Option<Instant>, b: Option<Instant>) -> Option<Duration> {
     Some(b?.saturating_duration_since(a?))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn evaluate(
     spec: &Spec,
     ctx: &Context,
