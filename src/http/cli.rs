@@ -21,12 +21,12 @@ Examples:
   probe-http http://127.0.0.1:8080/healthz --json '.status == \"UP\"' -s ok
   probe-http https://api.example/ -C 30,7 --ca-file /etc/ssl/internal-ca.pem
   probe-http https://api.example/ --connect-to api.example:192.0.2.10 -v
-  probe-http http://127.0.0.1:9090/ --every 30s --format prometheus --output /var/lib/node_exporter/http.prom
-  probe-http --targets api.toml --state /var/lib/skyprobe/http.json      # many targets, counters kept
-  probe-http --targets api.toml --only nova-api                          # test one now, full trace
+  probe-http http://127.0.0.1:9090/ --every 30s --format prometheus --output /tmp/http.prom
+  probe-http --targets api.toml --state /var/lib/skyprobe/http.json
+  probe-http --targets api.toml --only nova-api          # test one target now, with its trace
   probe-http --targets api.toml --state http.json --list --format table
   probe-http --os-cloud prod --os-service compute --os-microversion compute=2.53
-  probe-http --os-cloud prod --os-endpoints --format table                # every endpoint in the catalog
+  probe-http --os-cloud prod --os-endpoints --format table   # every endpoint in the catalog
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).";
 

@@ -18,7 +18,7 @@ use crate::threshold::Thresholds;
 const EXAMPLES: &str = "\
 Examples:
   watch-procs --config /etc/skyprobe/procs.toml --state /var/lib/skyprobe/procs.json
-  watch-procs --config /etc/masakarimonitors/process_list.yaml --every 5s | notify --config notify.toml
+  watch-procs --config /etc/masakarimonitors/process_list.yaml --every 5s
   watch-procs --config procs.toml --dry-run            # report only, run nothing
   watch-procs -C nginx -w 1: -c 1: --format nagios     # at least one nginx
   watch-procs -s Z -w 0 -c 5                           # zombies
