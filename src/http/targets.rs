@@ -504,7 +504,7 @@ pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Re
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(target) = targets.get(i) else { break };
-                let record = super::probe(&target.spec, ctx);
+                let record = super::auth::probe(&target.spec, ctx);
                 results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 ctx.progress(n, total);

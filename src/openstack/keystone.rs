@@ -163,6 +163,17 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Tokens this process already holds, by identity. The lock also
+/// serialises fetches, so a thousand targets behind one cloud ask Keystone
+/// once, not a thousand times.
+fn lock_memo() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, Token>> {
+    static MEMO: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Token>>> =
+        std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 /// A Keystone client for one cloud.
 #[derive(Debug, Clone)]
 pub struct Keystone {
@@ -334,24 +345,29 @@ impl Keystone {
 
     /// Forget the cached token (after a 401 from a service).
     pub fn invalidate(&self) {
+        lock_memo().remove(&self.cloud.identity());
         if let Some(p) = self.cache_file() {
             let _ = std::fs::remove_file(p);
         }
     }
 
     /// A token: from the cache while it is good, else from Keystone. Each
-    /// step goes into `trace` (never the token or the password). Calls are
-    /// serialised within the process, so a thousand targets behind one
-    /// cloud ask Keystone once, not a thousand times.
+    /// step goes into `trace` (never the token or the password).
     pub fn token(
         &self,
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Token, KeystoneError> {
-        static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = FETCHING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut memo = lock_memo();
         let started = Instant::now();
-        if let Some(t) = self.read_cache() {
+        let key = self.cloud.identity();
+        // In-process first: with --no-token-cache too, one token per cloud per run.
+        let remembered = memo
+            .get(&key)
+            .filter(|t| SystemTime::now() + EXPIRY_MARGIN < t.expires_at)
+            .cloned();
+        if let Some(t) = remembered.or_else(|| self.read_cache()) {
+            memo.insert(key, t.clone());
             trace.push(TraceStep::new(
                 "keystone",
                 true,
@@ -436,6 +452,13 @@ impl Keystone {
             catalog,
             from_cache: false,
         };
+        memo.insert(
+            key,
+            Token {
+                from_cache: true,
+                ..token.clone()
+            },
+        );
         let note = match self.write_cache(&token) {
             Ok(()) => String::new(),
             Err(e) => format!("; not cached: {e}"),

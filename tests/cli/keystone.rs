@@ -257,3 +257,32 @@ fn a_revoked_cached_token_is_refreshed_once_on_401() {
         .contains("401 with the cached token")));
     assert_eq!(ks.token_requests(), before + 1);
 }
+
+#[test]
+fn many_targets_behind_one_cloud_ask_keystone_once() {
+    let _one = KEYSTONE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(ks) = Ks::get() else { return };
+    let dir = TempDir::new("ks-fleet");
+    let url = format!("{}/auth/projects", ks.var("KEYSTONE_URL"));
+    let mut text =
+        String::from("[defaults]\nauth = \"keystone\"\nno-token-cache = true\nexpect = \"200\"\n");
+    for i in 0..6 {
+        text.push_str(&format!("[[target]]\nname = \"p{i}\"\nurl = \"{url}\"\n"));
+    }
+    let file = dir.write("t.toml", &text);
+    let cache = dir.0.to_string_lossy().into_owned();
+    let env = ks.password_env(&cache, ks.var("KEYSTONE_DEMO_PASSWORD"));
+    let before = ks.token_requests();
+    let run1 = run_clean(
+        PROBE_HTTP,
+        &["--targets", &file, "--concurrency", "6"],
+        &env,
+    );
+    assert_eq!(run1.code, 0, "{}{}", run1.stdout, run1.stderr);
+    assert_eq!(run1.records().len(), 6);
+    assert_eq!(
+        ks.token_requests(),
+        before + 1,
+        "one token for six targets, without the file cache"
+    );
+}
