@@ -63,6 +63,10 @@ pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("ALL_PROXY")
         .env_remove("all_proxy")
         .stdin(Stdio::null());
+    execute(cmd, env, started)
+}
+
+fn execute(mut cmd: Command, env: &[(&str, &str)], started: Instant) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -435,14 +439,5 @@ pub fn run_clean(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out: Output = cmd.output().expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    }
+    execute(cmd, env, started)
 }
