@@ -107,11 +107,16 @@ fn counts_match_pgrep_on_the_same_filters() {
     let by_user = run(WATCH_PROCS, &["-u", &uid, "-C", &name]);
     assert_eq!(count_of(&by_user), pgrep_count(&["-u", &uid, "-x", &name]));
 
-    let all_sleep = run(WATCH_PROCS, &["-C", "sleep", "-k"]);
-    // Other tests start and stop sleeps; both views are taken within moments.
-    let pg = pgrep_count(&["-x", "sleep"]);
-    let ours = count_of(&all_sleep);
-    assert!(ours.abs_diff(pg) <= 2, "watch-procs {ours}, pgrep {pg}");
+    // Other tests start and stop sleeps while this runs: the two views must
+    // agree at least once in a few tries (bounded).
+    let mut seen = Vec::new();
+    let agreed = (0..10).any(|_| {
+        let ours = count_of(&run(WATCH_PROCS, &["-C", "sleep", "-k"]));
+        let pg = pgrep_count(&["-x", "sleep"]);
+        seen.push((ours, pg));
+        ours == pg
+    });
+    assert!(agreed, "watch-procs vs pgrep never agreed: {seen:?}");
 }
 
 fn regex_escape(s: &str) -> String {
