@@ -212,14 +212,7 @@ impl Args {
         let uid = match &self.user {
             None => None,
             Some(u) => Some(
-                u.parse::<u32>()
-                    .ok()
-                    .or_else(|| {
-                        nix::unistd::User::from_name(u)
-                            .ok()
-                            .flatten()
-                            .map(|x| x.uid.as_raw())
-                    })
+                super::supervise::uid_of(u)
                     .ok_or_else(|| err(format!("-u {u:?}: no such user")))?,
             ),
         };

@@ -80,7 +80,8 @@ pub fn need(rules: &MatchRules) -> Need {
     }
 }
 
-fn uid_of(user: &str) -> Option<u32> {
+/// A user name or numeric uid as a uid.
+pub fn uid_of(user: &str) -> Option<u32> {
     user.parse::<u32>().ok().or_else(|| {
         nix::unistd::User::from_name(user)
             .ok()
