@@ -95,6 +95,20 @@ pub struct Context {
     pub verbose: u8,
     /// Told how far a long run has got (a person is watching a terminal).
     pub progress: Option<Progress>,
+    /// Where records go the moment they exist, for checks that report
+    /// events as they happen (`--follow`); absent when the output format
+    /// is written whole at the end of a round.
+    pub stream: Option<Stream>,
+}
+
+/// Writes records out at once, mid-round.
+#[derive(Clone)]
+pub struct Stream(pub Arc<dyn Fn(Vec<Record>) + Send + Sync>);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
 }
 
 /// A callback told `(done, total)` as a check with many parts goes on.
@@ -115,6 +129,19 @@ impl Context {
             timeout_state: Status::Critical,
             verbose: 0,
             progress: None,
+            stream: None,
+        }
+    }
+
+    /// Hand records out now if the output streams; otherwise give them
+    /// back for the round's result.
+    pub fn emit_now(&self, records: Vec<Record>) -> Vec<Record> {
+        match &self.stream {
+            Some(s) => {
+                (s.0)(records);
+                Vec::new()
+            }
+            None => records,
         }
     }
 
@@ -429,6 +456,22 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             let _ = err.flush();
         }))
     });
+    // Only JSON lines to stdout can carry records mid-round; the other
+    // formats are written whole (a table, one Nagios answer, a file).
+    let stream = (format == Format::Jsonl && common.output.is_none()).then(|| {
+        let emitter = Arc::clone(&emitter);
+        let shared = Arc::clone(&shared);
+        Stream(Arc::new(move |mut records: Vec<Record>| {
+            let status = worst(&records);
+            {
+                let mut watch = lock(&shared.0);
+                watch.overall = watch.overall.max(status);
+            }
+            if let Err(EmitError::Failed(msg)) = lock(&emitter).emit(&mut records) {
+                eprintln!("{}: {msg}", T::CHECK);
+            }
+        }))
+    });
     let mut overall = Status::Ok;
     let started = Instant::now();
     let mut round: u64 = 0;
@@ -438,6 +481,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             timeout_state: common.timeout_state,
             verbose: common.verbose,
             progress: progress.clone(),
+            stream: stream.clone(),
         };
         lock(mutex).running = Some(ctx.clone());
         cv.notify_all();
@@ -453,6 +497,8 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
                 }
             }
             watch.running = None;
+            // Records streamed during the round count too.
+            overall = overall.max(watch.overall);
         }
         overall = overall.max(worst(&records));
         let written = lock(&emitter).emit(&mut records);

@@ -6,6 +6,7 @@
 //! The library itself never prints and never exits the process.
 
 pub mod cli;
+pub mod domains;
 pub mod http;
 pub mod openstack;
 pub mod procs;
