@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
-# namespaces, pgrep to compare counts with, CA certificates, Keystone), starts
-# a Keystone on 127.0.0.1, then format check, clippy, all tests.
+# namespaces, pgrep to compare counts with, CA certificates, libvirt, Keystone),
+# starts a Keystone on 127.0.0.1, then format check, clippy (with and without
+# the libvirt feature), all tests with every binary built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +11,25 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v pgrep >/dev/null || need+=(procps)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v cc >/dev/null || need+=(build-essential)
+# watch-domains: the libvirt library to build against, libvirtd (its test
+# driver behind a socket the tests own) and virsh to drive it.
+command -v pkg-config >/dev/null || need+=(pkg-config)
+pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
+command -v libvirtd >/dev/null || need+=(libvirt-daemon)
+command -v virsh >/dev/null || need+=(libvirt-clients)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# libvirtd will not start without the user its QEMU driver runs as (the
+# libvirt-daemon-system package would create it).
+if [ "$(id -u)" -eq 0 ]; then
+  getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null ||
+    useradd -r -g libvirt-qemu -d /nonexistent -s /usr/sbin/nologin libvirt-qemu
+fi
 
 # A real Keystone for the OpenStack tests (installed from Debian's packages
 # on first use), stopped however the tests end.
@@ -26,8 +40,9 @@ export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked --features libvirt -- -D warnings
 log=$(mktemp)
-cargo test --locked --all-targets 2>&1 | tee "$log"
+cargo test --locked --all-targets --features libvirt 2>&1 | tee "$log"
 # One closing line for the whole suite (several test binaries each print
 # their own, and the last of them may be one with no tests in it).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

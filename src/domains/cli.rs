@@ -21,7 +21,7 @@ Examples:
   watch-domains                                    # every domain on qemu:///system
   watch-domains --state /var/lib/skyprobe/domains.json   # cron: also what changed since last run
   watch-domains --name '^instance-' --expect running --format nagios
-  watch-domains --follow 1h --state /var/lib/skyprobe/domains.json | notify --config notify.toml
+  watch-domains --follow 1h --state /var/lib/skyprobe/domains.json >> domains.jsonl
   watch-domains --heartbeat --state /var/lib/skyprobe/domains.json   # guest-agent pings
   watch-domains --state-status paused:user=ok      # a paused guest is fine here
   watch-domains --connect test:///default          # libvirt's built-in test hypervisor
@@ -40,7 +40,7 @@ const PING_CONCURRENCY: usize = 16;
 
 /// Watch the virtual machines on this host through libvirt: their states,
 /// what changed since the last run, their events for a while, and their
-/// QEMU guest agents. Connects read-only.
+/// QEMU guest agents. Connects read-only (read-write with --heartbeat).
 #[derive(Debug, Parser)]
 #[command(name = "watch-domains", version, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Args {

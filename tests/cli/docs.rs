@@ -1,6 +1,6 @@
 //! Man pages and shell completions are generated from the same clap
 //! definitions as the binaries and committed; this fails when they are
-//! stale. Regenerate with `SKYPROBE_UPDATE_DOCS=1 cargo test --test cli docs`.
+//! stale. Regenerate with `SKYPROBE_UPDATE_DOCS=1 cargo test --features libvirt --test cli docs`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,8 @@ fn commands() -> Vec<clap::Command> {
     vec![
         skyprobe::http::cli::Args::command(),
         skyprobe::procs::cli::Args::command(),
+        #[cfg(feature = "libvirt")]
+        skyprobe::domains::cli::Args::command(),
     ]
 }
 
@@ -62,6 +64,6 @@ fn docs_man_pages_and_completions_are_fresh() {
     }
     assert!(
         stale.is_empty(),
-        "stale generated docs: {stale:?}; run SKYPROBE_UPDATE_DOCS=1 cargo test --test cli docs"
+        "stale generated docs: {stale:?}; run SKYPROBE_UPDATE_DOCS=1 cargo test --features libvirt --test cli docs"
     );
 }

@@ -6,4 +6,6 @@ mod docs;
 mod keystone;
 mod probe_http;
 mod schema;
+#[cfg(feature = "libvirt")]
+mod watch_domains;
 mod watch_procs;

@@ -81,6 +81,48 @@ fn watch_procs_output_matches_the_schema() {
     assert_valid(&v, &run(w, &["--config", &config]).stdout);
 }
 
+#[cfg(feature = "libvirt")]
+#[test]
+fn watch_domains_output_matches_the_schema() {
+    let v = validator();
+    let w = crate::watch_domains::WATCH_DOMAINS;
+    assert_valid(
+        &v,
+        &run(
+            w,
+            &[
+                "--connect",
+                "test:///default",
+                "--heartbeat",
+                "--label",
+                "az=a",
+            ],
+        )
+        .stdout,
+    );
+    assert_valid(
+        &v,
+        &run(
+            w,
+            &["--connect", "test+unix:///default?socket=/nonexistent/sock"],
+        )
+        .stdout,
+    );
+    // Events, from a state file that remembers a domain that is gone.
+    let dir = TempDir::new("schema-wd");
+    let state = dir.write(
+        "s.json",
+        r#"{"seen": {"test:///default": [{"uuid": "u-1", "name": "gone", "state": "running", "reason": "booted"},
+            {"uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "name": "test", "state": "shutoff", "reason": "failed"}]}}"#,
+    );
+    let out = run(w, &["--connect", "test:///default", "--state", &state]).stdout;
+    assert!(
+        out.contains("\"vanished\"") && out.contains("\"changed\""),
+        "{out}"
+    );
+    assert_valid(&v, &out);
+}
+
 #[test]
 fn schema_rejects_a_record_missing_status() {
     let v = validator();
