@@ -23,7 +23,7 @@ _watch__domains() {
 
     case "${cmd}" in
         watch__domains)
-            opts="-t -v -h -V --connect --name --exclude --expect --state-status --state --follow --keepalive --heartbeat --agent-timeout --agent-failures --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-t -v -h -V --connect --name --exclude --expect --state-status --state --follow --keepalive --heartbeat --agent-timeout --agent-every --agent-failures --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,10 @@ _watch__domains() {
                     return 0
                     ;;
                 --agent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -7,6 +7,7 @@ complete -c watch-domains -l state -d 'Keep the last states and agent heartbeats
 complete -c watch-domains -l follow -d 'Stay connected this long and report domain events as they arrive (lifecycle, reboot, watchdog, I/O error, control error); reconnect and report what changed in the gap if the connection drops' -r
 complete -c watch-domains -l keepalive -d 'With --follow: keepalive interval; a daemon silent for about four of these is taken as gone' -r
 complete -c watch-domains -l agent-timeout -d 'Wait this long for each guest agent (libvirt counts whole seconds)' -r
+complete -c watch-domains -l agent-every -d 'With --follow: ping the agents this often (masakari\'s guest_monitoring_interval)' -r
 complete -c watch-domains -l agent-failures -d 'Missed pings in a row before an agent is critical (counted across runs with --state)' -r
 complete -c watch-domains -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state [default: 10 s; watch-procs with --config: 60 s]' -r
 complete -c watch-domains -l timeout-state -d 'State reported for work cut off by the deadline' -r

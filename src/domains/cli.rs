@@ -94,6 +94,10 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::units::parse_duration, help_heading = "Guest-agent heartbeat")]
     pub agent_timeout: Duration,
 
+    /// With --follow: ping the agents this often (masakari's guest_monitoring_interval).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration, help_heading = "Guest-agent heartbeat")]
+    pub agent_every: Duration,
+
     /// Missed pings in a row before an agent is critical (counted across runs with --state).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Guest-agent heartbeat")]
     pub agent_failures: u32,
@@ -298,7 +302,7 @@ impl Args {
         }
     }
 
-    fn once(&self, ctx: &Context) -> Vec<Record> {
+    fn once(&self) -> Vec<Record> {
         let policy = self.policy();
         let conn = match self.open() {
             Ok(c) => c,
@@ -309,7 +313,6 @@ impl Args {
             Err(r) => return vec![*r],
         };
         let mut records = self.state_records(&all, &policy);
-        let _ = ctx;
         records.extend(self.with_state(|state| {
             let mut out = Vec::new();
             if let Some(before) = state.seen.get(&self.connect) {
@@ -361,8 +364,17 @@ impl Args {
             Err(r) => out.extend(ctx.emit_now(vec![*r])),
         }
         let mut last_attempt = Instant::now();
+        let mut next_ping = Instant::now();
         let mut down_reported = live.is_none();
         while Instant::now() < end {
+            if self.heartbeat && Instant::now() >= next_ping {
+                next_ping += self.agent_every;
+                if let (Some((conn, _)), Some(all)) = (&live, &last_known) {
+                    let records =
+                        self.with_state(|state| self.heartbeats(conn, all, &mut state.heartbeats));
+                    out.extend(ctx.emit_now(records));
+                }
+            }
             self.at("waiting for events");
             if let Err(msg) = libvirt::run_event_loop_once() {
                 out.extend(ctx.emit_now(vec![self.libvirt_record(Status::Unknown, msg)]));
@@ -448,7 +460,6 @@ impl Args {
                 ),
             ));
         }
-        let _ = started;
         out
     }
 
@@ -509,13 +520,18 @@ impl Tool for Args {
                 return Err(UsageError::new("--follow: the duration must be above zero"));
             }
         }
+        if self.agent_every.is_zero() {
+            return Err(UsageError::new(
+                "--agent-every: the interval must be above zero",
+            ));
+        }
         Ok(())
     }
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
         match self.follow {
             Some(length) => self.follow(ctx, length),
-            None => self.once(ctx),
+            None => self.once(),
         }
     }
 

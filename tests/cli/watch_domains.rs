@@ -598,3 +598,28 @@ fn a_daemon_that_is_down_or_hangs_is_reported_within_the_deadline() {
         r.summary
     );
 }
+
+#[test]
+fn follow_pings_guest_agents_on_an_interval() {
+    let dir = TempDir::new("wd-follow-agent");
+    let uri = four_domains(&dir);
+    let run = run(
+        WATCH_DOMAINS,
+        &[
+            "--connect",
+            &uri,
+            "--follow",
+            "1s",
+            "--heartbeat",
+            "--agent-every",
+            "300ms",
+        ],
+    );
+    let records = run.records();
+    let pings = records.iter().filter(|r| r.name == "web1/agent").count();
+    assert!(
+        (2..=5).contains(&pings),
+        "one ping per 300 ms for a second: {records:#?}"
+    );
+    assert_eq!(run.code, 2, "boom is crashed");
+}
