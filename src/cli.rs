@@ -248,9 +248,7 @@ pub fn parse<T: Tool>(args: Vec<OsString>) -> Result<T, ExitCode> {
                     Err(ExitCode::SUCCESS)
                 }
                 _ => {
-                    let text = e.to_string();
-                    let first = text.lines().next().unwrap_or("invalid arguments");
-                    let first = first.strip_prefix("error: ").unwrap_or(first);
+                    let first = clap_one_line(&e.to_string());
                     Err(usage_error::<T>(
                         &format!("{first} (see {} --help)", T::CHECK),
                         format_from_raw_args(&args),
@@ -259,6 +257,23 @@ pub fn parse<T: Tool>(args: Vec<OsString>) -> Result<T, ExitCode> {
             }
         }
     }
+}
+
+/// clap's error as one line. A first line that ends in `:` ("the following
+/// required arguments were not provided:") gets the indented lines that
+/// follow it, so the line still says which.
+pub fn clap_one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if !first.ends_with(':') {
+        return first;
+    }
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{first} {}", listed.join(", "))
 }
 
 /// The whole life of a binary: parse, prepare, run rounds under the

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod domains;
 pub mod http;
+pub mod notify;
 pub mod openstack;
 pub mod procs;
 pub mod render;

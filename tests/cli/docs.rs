@@ -10,6 +10,8 @@ fn commands() -> Vec<clap::Command> {
     vec![
         skyprobe::http::cli::Args::command(),
         skyprobe::procs::cli::Args::command(),
+        skyprobe::notify::cli::Args::command(),
+        skyprobe::notify::cli::HistoryArgs::command(),
         #[cfg(feature = "libvirt")]
         skyprobe::domains::cli::Args::command(),
     ]

@@ -11,14 +11,14 @@ use skyprobe::report::Status;
 use crate::common::*;
 
 /// One test at a time: they count requests in Keystone's log.
-static KEYSTONE: Mutex<()> = Mutex::new(());
+pub(crate) static KEYSTONE: Mutex<()> = Mutex::new(());
 
-struct Ks {
+pub(crate) struct Ks {
     vars: HashMap<String, String>,
 }
 
 impl Ks {
-    fn get() -> Option<Ks> {
+    pub(crate) fn get() -> Option<Ks> {
         let path = match std::env::var("SKYPROBE_KEYSTONE_ENV") {
             Ok(p) => p,
             Err(_) => {
@@ -39,7 +39,7 @@ impl Ks {
         Some(Ks { vars })
     }
 
-    fn var(&self, k: &str) -> &str {
+    pub(crate) fn var(&self, k: &str) -> &str {
         self.vars
             .get(k)
             .map(String::as_str)
@@ -53,7 +53,11 @@ impl Ks {
             .count()
     }
 
-    fn password_env<'a>(&'a self, cache: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
+    pub(crate) fn password_env<'a>(
+        &'a self,
+        cache: &'a str,
+        password: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
         vec![
             ("OS_AUTH_URL", self.var("KEYSTONE_URL")),
             ("OS_USERNAME", "demo"),

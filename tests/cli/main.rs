@@ -4,6 +4,7 @@
 mod common;
 mod docs;
 mod keystone;
+mod notify;
 mod probe_http;
 mod schema;
 #[cfg(feature = "libvirt")]

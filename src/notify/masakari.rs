@@ -1,0 +1,210 @@
+//! The Masakari sink: notifications of type PROCESS, VM and COMPUTE_HOST
+//! built from watch-procs, watch-domains and probe-host records, with the
+//! payloads masakari-monitors sends, POSTed to the `instance-ha` endpoint
+//! of the catalog with a Keystone token. 400 and 409 are final (a bad
+//! notification, or one Masakari already has or ignores); anything else is
+//! retried.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::alarm::{AlarmState, Kind};
+use super::sinks::{post_json, Failure, Sink};
+use super::Alert;
+use crate::openstack::keystone::Keystone;
+
+/// The notification masakari-monitors would send for this alert, if any:
+/// `{"notification": {"type", "hostname", "generated_time", "payload"}}`.
+pub fn notification(alert: &Alert) -> Option<Value> {
+    let record = alert.record.as_ref()?;
+    let generated_time = record
+        .get("ts")
+        .and_then(|t| t.as_str())
+        .unwrap_or(&alert.at)
+        .trim_end_matches('Z')
+        .to_string();
+    let firing = alert.kind == Kind::Firing && alert.state != AlarmState::Ok;
+    let (kind, hostname, payload) = match alert.check.as_str() {
+        // watch-domains puts masakari's own payload in its event records.
+        "watch-domains" => {
+            let m = record.get("details")?.get("masakari")?;
+            if !firing {
+                return None;
+            }
+            ("VM", alert.host.clone(), m.get("payload")?.clone())
+        }
+        // watch-procs: a process it could not keep running (processmonitor).
+        "watch-procs" if alert.kind == Kind::Firing || alert.kind == Kind::Resolved => {
+            let event = if alert.state == AlarmState::Critical {
+                "STOPPED"
+            } else if alert.state == AlarmState::Ok {
+                "STARTED"
+            } else {
+                return None;
+            };
+            (
+                "PROCESS",
+                alert.host.clone(),
+                json!({"event": event, "process_name": alert.name}),
+            )
+        }
+        // probe-host: a compute host that is down (hostmonitor); the host is
+        // the record's target, not the machine that probed it.
+        "probe-host" if firing && alert.state == AlarmState::Critical => (
+            "COMPUTE_HOST",
+            alert.name.clone(),
+            json!({"event": "STOPPED", "cluster_status": "OFFLINE", "host_status": "NORMAL"}),
+        ),
+        _ => return None,
+    };
+    Some(json!({
+        "notification": {
+            "type": kind,
+            "hostname": hostname,
+            "generated_time": generated_time,
+            "payload": payload,
+        }
+    }))
+}
+
+/// Masakari behind Keystone, or at a fixed URL.
+pub struct MasakariSink {
+    /// Keystone for the token (and the catalog when there is no URL).
+    pub keystone: Keystone,
+    /// The API's URL (`.../v1`) instead of the catalog's `instance-ha`.
+    pub url: Option<String>,
+}
+
+impl MasakariSink {
+    fn endpoint(&self, deadline: Instant) -> Result<(String, String), Failure> {
+        let mut trace = Vec::new();
+        let token = self
+            .keystone
+            .token(deadline, &mut trace)
+            .map_err(|e| Failure::Retry(format!("Keystone: {e}")))?;
+        let url = match &self.url {
+            Some(u) => u.clone(),
+            None => token
+                .endpoint(
+                    "instance-ha",
+                    &self.keystone.cloud.interface,
+                    self.keystone.cloud.region.as_deref(),
+                )
+                .ok_or_else(|| {
+                    Failure::Retry("no instance-ha endpoint in the Keystone catalog".to_string())
+                })?,
+        };
+        Ok((url, token.id.expose().to_string()))
+    }
+}
+
+impl Sink for MasakariSink {
+    fn kind(&self) -> &'static str {
+        "masakari"
+    }
+
+    fn describe(&self) -> String {
+        match &self.url {
+            Some(u) => format!("masakari at {u}"),
+            None => format!("masakari of {}", self.keystone.cloud.source),
+        }
+    }
+
+    fn wants(&self, alert: &Alert) -> bool {
+        notification(alert).is_some()
+    }
+
+    fn payload(&self, alert: &Alert) -> Value {
+        notification(alert).unwrap_or(Value::Null)
+    }
+
+    fn deliver(&self, alert: &Alert, timeout: Duration) -> Result<String, Failure> {
+        let Some(body) = notification(alert) else {
+            return Err(Failure::Final("not a notification Masakari takes".into()));
+        };
+        let deadline = Instant::now() + timeout;
+        let mut refreshed = false;
+        loop {
+            let (base, token) = self.endpoint(deadline)?;
+            let url = format!("{}/notifications", base.trim_end_matches('/'));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            let headers = vec![("X-Auth-Token".to_string(), token)];
+            match post_json(&url, &headers, &body, left, |c| c == 400 || c == 409) {
+                // A token revoked or expired early: one fresh token, once.
+                Err(Failure::Retry(m)) if m.starts_with("HTTP 401") && !refreshed => {
+                    self.keystone.invalidate();
+                    refreshed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::sinks::tests::alert;
+
+    #[test]
+    fn a_domain_event_becomes_a_vm_notification() {
+        let mut a = alert(AlarmState::Critical, Kind::Firing);
+        a.check = "watch-domains".into();
+        a.host = "compute-3".into();
+        a.record = Some(
+            json!({"ts": "2026-11-23T18:40:00.123Z", "details": {"masakari": {"type": "VM", "payload": {
+            "event": "LIFECYCLE", "instance_uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "vir_domain_event": "STOPPED_FAILED"}}}}),
+        );
+        let n = notification(&a).expect("a VM notification");
+        assert_eq!(
+            n,
+            json!({"notification": {"type": "VM", "hostname": "compute-3", "generated_time": "2026-11-23T18:40:00.123",
+                "payload": {"event": "LIFECYCLE", "instance_uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "vir_domain_event": "STOPPED_FAILED"}}})
+        );
+        a.kind = Kind::Resolved;
+        a.state = AlarmState::Ok;
+        assert_eq!(
+            notification(&a),
+            None,
+            "recoveries are not VM notifications"
+        );
+    }
+
+    #[test]
+    fn a_process_that_stays_down_is_a_process_notification() {
+        let mut a = alert(AlarmState::Critical, Kind::Firing);
+        a.check = "watch-procs".into();
+        a.name = "nova-compute".into();
+        a.host = "compute-3".into();
+        let n = notification(&a).expect("PROCESS");
+        assert_eq!(n["notification"]["type"], "PROCESS");
+        assert_eq!(
+            n["notification"]["payload"],
+            json!({"event": "STOPPED", "process_name": "nova-compute"})
+        );
+        a.kind = Kind::Resolved;
+        a.state = AlarmState::Ok;
+        assert_eq!(
+            notification(&a).expect("STARTED")["notification"]["payload"]["event"],
+            "STARTED"
+        );
+    }
+
+    #[test]
+    fn a_dead_host_is_a_compute_host_notification_for_that_host() {
+        let mut a = alert(AlarmState::Critical, Kind::Firing);
+        a.check = "probe-host".into();
+        a.name = "compute-7".into();
+        let n = notification(&a).expect("COMPUTE_HOST");
+        assert_eq!(n["notification"]["hostname"], "compute-7");
+        assert_eq!(
+            n["notification"]["payload"],
+            json!({"event": "STOPPED", "cluster_status": "OFFLINE", "host_status": "NORMAL"})
+        );
+        a.check = "probe-http".into();
+        assert_eq!(notification(&a), None);
+    }
+}

@@ -1,0 +1,711 @@
+//! notify against loopback receivers (webhook, Slack, Teams, PagerDuty,
+//! Masakari), an in-process SMTP server, real commands, and `kill -9`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use skyprobe::report::Record;
+
+use crate::common::*;
+
+pub const NOTIFY: &str = env!("CARGO_BIN_EXE_notify");
+
+/// A loopback receiver that records every request and answers with the
+/// status it is set to (0: hold the request for `stall_ms` first).
+struct Receiver {
+    server: Server,
+    requests: Arc<Mutex<Vec<Request>>>,
+    status: Arc<AtomicU16>,
+    stall_ms: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    fn new(status: u16) -> Receiver {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(status));
+        let stall_ms = Arc::new(AtomicU64::new(0));
+        let (r, s, st) = (
+            Arc::clone(&requests),
+            Arc::clone(&status),
+            Arc::clone(&stall_ms),
+        );
+        let server = http_server(Arc::new(move |req: &Request, stream: &mut dyn Stream| {
+            r.lock().expect("lock").push(req.clone());
+            let stall = st.load(Ordering::SeqCst);
+            if stall > 0 {
+                std::thread::sleep(Duration::from_millis(stall));
+            }
+            let code = s.load(Ordering::SeqCst);
+            respond(stream, code, &[("Content-Type", "application/json")], b"{}");
+        }));
+        Receiver {
+            server,
+            requests,
+            status,
+            stall_ms,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.url("/hook")
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("JSON body"))
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+
+    fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {n} requests, got {}",
+                self.count()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn line(check: &str, name: &str, status: &str) -> String {
+    format!(
+        r#"{{"ts":"2026-11-23T18:40:00.123Z","host":"mon1","check":"{check}","target":"https://{name}/","name":"{name}","status":"{status}","summary":"{name} is {status}","duration_ms":1.0,"metrics":[],"trace":[{{"step":"response","ok":false,"ms":40.1,"detail":"status 503"}}],"details":{{}},"labels":{{"az":"zone-a"}}}}"#
+    )
+}
+
+/// Run notify with `input` on stdin.
+fn notify(args: &[&str], input: &str) -> Run {
+    notify_env(args, input, &[])
+}
+
+fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(NOTIFY)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SKYPROBE_FORMAT")
+        .env_remove("SKYPROBE_SLACK_URL")
+        .env_remove("SKYPROBE_TEAMS_URL")
+        .env_remove("SKYPROBE_PAGERDUTY_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("notify runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+fn events<'a>(records: &'a [Record], event: &str) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| r.event.as_deref() == Some(event))
+        .collect()
+}
+
+fn spool_files(dir: &TempDir) -> usize {
+    std::fs::read_dir(dir.0.join("n.json.spool"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_failure_and_its_recovery_reach_a_webhook_once_each() {
+    let rx = Receiver::new(200);
+    let dir = TempDir::new("notify-basic");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let input = [
+        line("probe-http", "nova", "ok"),
+        line("probe-http", "nova", "critical"),
+        line("probe-http", "nova", "critical"),
+        line("probe-http", "glance", "ok"),
+        line("probe-http", "nova", "ok"),
+    ]
+    .join("\n");
+    let run = notify(&["--webhook", &rx.url(), "--state", &state], &input);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let bodies = rx.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(bodies[0]["status"], "firing");
+    assert_eq!(bodies[0]["alerts"][0]["labels"]["severity"], "critical");
+    assert_eq!(bodies[0]["alerts"][0]["labels"]["az"], "zone-a");
+    assert_eq!(bodies[0]["groupKey"], "probe-http/nova");
+    assert_eq!(bodies[1]["status"], "resolved");
+    let id = rx.requests.lock().expect("lock")[0]
+        .header("X-Skyprobe-Alert-Id")
+        .map(str::to_string);
+    assert_eq!(
+        id.as_deref(),
+        bodies[0]["alerts"][0]["fingerprint"].as_str()
+    );
+    let records = run.records();
+    assert_eq!(events(&records, "delivered").len(), 2);
+    assert_eq!(spool_files(&dir), 0, "delivered alerts leave the spool");
+
+    // The same records again: no transition, nothing sent.
+    let again = notify(
+        &["--webhook", &rx.url(), "--state", &state],
+        &line("probe-http", "nova", "ok"),
+    );
+    assert_eq!(again.code, 0);
+    assert_eq!(rx.count(), 2);
+
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    assert_eq!(saved["sinks"]["webhook"]["delivered"], 2);
+    assert_eq!(saved["alarms"]["probe-http/nova"]["state"], "ok");
+
+    let history = Command::new(NOTIFY)
+        .args([
+            "history",
+            "--state",
+            &state,
+            "probe-http/nova",
+            "--format",
+            "jsonl",
+        ])
+        .output()
+        .expect("history");
+    assert!(history.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["kind"].as_str(), lines[0]["to"].as_str()),
+        (Some("firing"), Some("critical"))
+    );
+    assert_eq!(
+        (lines[1]["kind"].as_str(), lines[1]["to"].as_str()),
+        (Some("resolved"), Some("ok"))
+    );
+}
+
+#[test]
+fn a_sink_that_is_down_gets_the_alert_once_it_is_back() {
+    let rx = Receiver::new(500);
+    let dir = TempDir::new("notify-outage");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let args = [
+        "--webhook",
+        &rx.url(),
+        "--state",
+        &state,
+        "--retry-base",
+        "1ms",
+    ];
+    let run = notify(&args, &line("watch-procs", "nova-compute", "critical"));
+    assert_eq!(
+        run.code, 1,
+        "spooled for later is a warning: {}",
+        run.stdout
+    );
+    assert!(!events(&run.records(), "retry").is_empty());
+    assert!(events(&run.records(), "spooled")[0]
+        .summary
+        .contains("1 alert(s) spooled"));
+    assert_eq!(spool_files(&dir), 1);
+
+    // Still down: retried, still spooled.
+    let mut retry_args = args.to_vec();
+    retry_args.push("--retry-only");
+    let run = notify(&retry_args, "");
+    assert_eq!(run.code, 1);
+    assert_eq!(spool_files(&dir), 1);
+
+    // Back: delivered, once; the spool is empty.
+    rx.status.store(200, Ordering::SeqCst);
+    let failed_attempts = rx.count();
+    let run = notify(&retry_args, "");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(events(&run.records(), "delivered").len(), 1);
+    assert_eq!(spool_files(&dir), 0);
+    let run = notify(&retry_args, "");
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        rx.count(),
+        failed_attempts + 1,
+        "one delivery, nothing after"
+    );
+}
+
+#[test]
+fn a_final_refusal_drops_for_that_sink_only() {
+    let refusing = Receiver::new(400);
+    let fine = Receiver::new(200);
+    let never = Receiver::new(200);
+    let dir = TempDir::new("notify-final");
+    let config = dir.write(
+        "notify.toml",
+        &format!(
+            "[[sink]]\nname = \"refuses\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[sink]]\nname = \"takes\"\ntype = \"slack\"\nurl = \"{}\"\n\
+             [[sink]]\nname = \"off\"\ntype = \"webhook\"\nurl = \"{}\"\nenabled = false\n",
+            refusing.url(),
+            fine.url(),
+            never.url()
+        ),
+    );
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let run = notify(
+        &["--config", &config, "--state", &state],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(run.code, 2, "a drop is critical: {}", run.stdout);
+    let records = run.records();
+    let dropped = events(&records, "dropped");
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].target, "refuses");
+    assert!(
+        dropped[0].summary.contains("HTTP 400"),
+        "{}",
+        dropped[0].summary
+    );
+    assert_eq!(fine.count(), 1, "one failing sink never stops the others");
+    assert!(fine.bodies()[0]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("[CRITICAL] probe-http api")));
+    assert_eq!(never.count(), 0, "a disabled sink gets nothing");
+    assert_eq!(spool_files(&dir), 0, "nothing left to retry");
+    // The Slack URL's secret path is never printed.
+    let slack = records
+        .iter()
+        .find(|r| r.target == "takes")
+        .expect("slack record");
+    assert!(!slack.summary.contains("/hook"), "{}", slack.summary);
+}
+
+#[test]
+fn routes_pick_sinks_by_check_state_and_labels() {
+    let pager = Receiver::new(202);
+    let chat = Receiver::new(200);
+    let dir = TempDir::new("notify-routes");
+    let config = dir.write(
+        "notify.toml",
+        &format!(
+            "[[sink]]\nname = \"pager\"\ntype = \"pagerduty\"\nurl = \"{}\"\nrouting_key_env = \"PD_TEST_KEY\"\n\
+             [[sink]]\nname = \"chat\"\ntype = \"teams\"\nurl = \"{}\"\n\
+             [[route]]\ncheck = \"^probe-http$\"\nstate = [\"critical\"]\nlabels = {{ az = \"zone-a\" }}\nsinks = [\"pager\"]\ncontinue = true\n\
+             [[route]]\nsinks = [\"chat\"]\n",
+            pager.url(),
+            chat.url()
+        ),
+    );
+    let input = [
+        line("probe-http", "api", "critical"),
+        line("probe-http", "web", "warning"),
+        line("probe-http", "api", "ok"),
+    ]
+    .join("\n");
+    let run = notify_env(
+        &["--config", &config],
+        &input,
+        &[("PD_TEST_KEY", "R0UT1NGKEY")],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let pd = pager.bodies();
+    assert_eq!(pd.len(), 2, "trigger and resolve: {pd:#?}");
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["routing_key"], "R0UT1NGKEY");
+    assert_eq!(pd[1]["event_action"], "resolve");
+    assert_eq!(pd[0]["dedup_key"], pd[1]["dedup_key"]);
+    let teams = chat.bodies();
+    assert_eq!(teams.len(), 3, "everything reaches chat");
+    assert_eq!(
+        teams[0]["attachments"][0]["content"]["type"],
+        "AdaptiveCard"
+    );
+    assert!(
+        !run.stdout.contains("R0UT1NGKEY"),
+        "the routing key is a secret"
+    );
+}
+
+#[test]
+fn bad_lines_are_reported_and_the_stream_goes_on() {
+    let rx = Receiver::new(200);
+    let input = format!(
+        "not json\n{{\"check\":\"c\",\"status\":\"critical\"\n{}\n{{\"check\":\"c\",\"status\":\"sideways\",\"name\":\"n\"}}\n",
+        line("probe-http", "api", "critical")
+    );
+    let run = notify(&["--webhook", &rx.url()], &input);
+    assert_eq!(run.code, 3, "bad input is unknown: {}", run.stdout);
+    let records = run.records();
+    let bad = events(&records, "bad_input");
+    assert_eq!(bad.len(), 3, "{records:#?}");
+    assert!(
+        bad[0]
+            .summary
+            .starts_with("stdin line 1: not a JSON record"),
+        "{}",
+        bad[0].summary
+    );
+    assert!(
+        bad[1].summary.starts_with("stdin line 2:"),
+        "{}",
+        bad[1].summary
+    );
+    assert!(bad[2].summary.contains("line 4") && bad[2].summary.contains("sideways"));
+    assert_eq!(rx.count(), 1, "the good line still fired");
+}
+
+#[test]
+fn each_line_is_handled_as_it_arrives() {
+    let rx = Receiver::new(200);
+    let mut child: Child = Command::new(NOTIFY)
+        .args(["--webhook", &rx.url()])
+        .env_remove("SKYPROBE_FORMAT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("notify");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", line("probe-http", "api", "critical")).expect("write");
+    stdin.flush().expect("flush");
+    rx.wait_for(1);
+    writeln!(stdin, "{}", line("probe-http", "api", "ok")).expect("write");
+    stdin.flush().expect("flush");
+    rx.wait_for(2);
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    let mut lines = Vec::new();
+    for l in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        lines.push(l.expect("line"));
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+}
+
+#[test]
+fn kill_9_during_a_delivery_loses_nothing_and_repeats_nothing() {
+    let rx = Receiver::new(200);
+    rx.stall_ms.store(30_000, Ordering::SeqCst);
+    let dir = TempDir::new("notify-kill");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let args = [
+        "--webhook",
+        &rx.url(),
+        "--state",
+        &state,
+        "--retry-base",
+        "1ms",
+    ];
+    let mut child = Command::new(NOTIFY)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("notify");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", line("probe-http", "api", "critical")).expect("write");
+    drop(stdin);
+    rx.wait_for(1);
+    // The webhook holds the request; the alert is in the spool; kill -9.
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert_eq!(spool_files(&dir), 1, "spooled before any sink was tried");
+
+    rx.stall_ms.store(0, Ordering::SeqCst);
+    let run = notify(&[args.as_slice(), &["--retry-only"]].concat(), "");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(events(&run.records(), "delivered").len(), 1);
+    assert_eq!(spool_files(&dir), 0);
+    // The same critical record again: the state knew the alarm had fired.
+    let run = notify(&args, &line("probe-http", "api", "critical"));
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        rx.count(),
+        2,
+        "the cut attempt and the delivery, nothing more"
+    );
+    let ids: Vec<String> = rx
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|r| r.header("X-Skyprobe-Alert-Id").map(str::to_string))
+        .collect();
+    assert_eq!(
+        ids[0], ids[1],
+        "the retry is the same alert, with the same id"
+    );
+}
+
+#[test]
+fn a_sink_that_never_answers_is_cut_at_the_sink_timeout() {
+    let silent = silent_server();
+    let run = notify(
+        &[
+            "--webhook",
+            &silent.url("/"),
+            "--sink-timeout",
+            "1s",
+            "-t",
+            "20",
+        ],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let records = run.records();
+    let retry = events(&records, "retry");
+    assert_eq!(retry.len(), 1);
+    assert!(
+        retry[0].summary.contains("timed out"),
+        "{}",
+        retry[0].summary
+    );
+}
+
+#[test]
+fn a_command_gets_the_alert_on_stdin() {
+    let dir = TempDir::new("notify-cmd");
+    let out = dir.0.join("alert.json");
+    let cmd = format!("cat > {}; echo oops >&2; exit 0", out.display());
+    let run = notify(
+        &["--command", &cmd],
+        &line("watch-procs", "nova-compute", "critical"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let alert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("written")).expect("json");
+    assert_eq!(alert["kind"], "firing");
+    assert_eq!(alert["state"], "critical");
+    assert_eq!(alert["record"]["trace"][0]["detail"], "status 503");
+
+    let failing = notify(
+        &["--command", "echo no mailer >&2; exit 4"],
+        &line("c", "n", "critical"),
+    );
+    assert_eq!(failing.code, 1);
+    let r = failing.records();
+    let retry = events(&r, "retry");
+    assert!(
+        retry[0].summary.contains("exited 4: no mailer"),
+        "{}",
+        retry[0].summary
+    );
+}
+
+#[test]
+fn dry_run_prints_payloads_and_changes_nothing() {
+    let rx = Receiver::new(200);
+    let dir = TempDir::new("notify-dry");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let run = notify(
+        &["--webhook", &rx.url(), "--state", &state, "--dry-run"],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let records = run.records();
+    let would = events(&records, "would_send");
+    assert_eq!(would.len(), 1);
+    assert_eq!(would[0].details["payload"]["status"], "firing");
+    assert_eq!(rx.count(), 0);
+    assert!(!std::path::Path::new(&state).exists(), "no state written");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_3() {
+    let dir = TempDir::new("notify-usage");
+    let bad = dir.write("bad.toml", "[[sink]]\nname = \"x\"\ntype = \"fax\"\n");
+    for (args, want) in [
+        (vec![], "no sinks"),
+        (vec!["--config", bad.as_str()], "type \"fax\""),
+        (
+            vec!["--webhook", "http://127.0.0.1:1/", "--every", "1s"],
+            "--every",
+        ),
+        (
+            vec!["--webhook", "http://127.0.0.1:1/", "--m-of-n", "5/3"],
+            "M <= N",
+        ),
+        (
+            vec!["--webhook", "http://127.0.0.1:1/", "--key", "colour"],
+            "not a key part",
+        ),
+        (vec!["--email", "ops@example.com"], "--smtp"),
+    ] {
+        let run = notify(&args, "");
+        assert_eq!(run.code, 3, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    }
+}
+
+/// A small SMTP server: takes every message (or refuses with 550), keeps them.
+fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let keep = Arc::clone(&keep);
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut w = conn.try_clone().expect("clone");
+                let mut r = BufReader::new(conn);
+                let _ = w.write_all(b"220 test ESMTP\r\n");
+                let mut data: Option<String> = None;
+                let mut l = String::new();
+                while r.read_line(&mut l).unwrap_or(0) > 0 {
+                    let cmd = l.trim_end().to_string();
+                    l.clear();
+                    if let Some(d) = data.as_mut() {
+                        if cmd == "." {
+                            keep.lock()
+                                .expect("lock")
+                                .push(data.take().unwrap_or_default());
+                            let _ = w.write_all(b"250 queued\r\n");
+                        } else {
+                            d.push_str(&cmd);
+                            d.push('\n');
+                        }
+                        continue;
+                    }
+                    let upper = cmd.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO") {
+                        b"250-test\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("RCPT") && refuse {
+                        b"550 no such user\r\n"
+                    } else if upper.starts_with("DATA") {
+                        data = Some(String::new());
+                        b"354 go on\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(reply);
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn email_carries_the_summary_and_the_trace() {
+    let (port, got) = smtp_server(false);
+    let smtp = format!("127.0.0.1:{port}");
+    let args = [
+        "--email",
+        "ops@example.com",
+        "--smtp",
+        &smtp,
+        "--smtp-from",
+        "skyprobe@example.com",
+        "--smtp-security",
+        "none",
+    ];
+    let run = notify(&args, &line("probe-http", "nova", "critical"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let mails = got.lock().expect("lock").clone();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Subject: [CRITICAL] probe-http nova: nova is critical"),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("FAIL response"), "{}", mails[0]);
+
+    let (port, _) = smtp_server(true);
+    let smtp = format!("127.0.0.1:{port}");
+    let mut refused = args.to_vec();
+    refused[3] = &smtp;
+    let run = notify(&refused, &line("probe-http", "nova", "critical"));
+    assert_eq!(run.code, 2, "a 5xx is final: {}", run.stdout);
+    assert!(events(&run.records(), "dropped")[0].summary.contains("550"));
+}
+
+#[test]
+fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(ks) = crate::keystone::Ks::get() else {
+        return;
+    };
+    // A stand-in for masakari-api at /v1, following the API reference:
+    // POST /v1/notifications, 202 with the notification; 409 for a duplicate.
+    let api = Receiver::new(202);
+    let cache = TempDir::new("notify-masakari");
+    let cache_dir = cache.0.join("c").to_string_lossy().into_owned();
+    let env = ks.password_env(&cache_dir, ks.var("KEYSTONE_DEMO_PASSWORD"));
+    let vm = r#"{"ts":"2026-11-23T18:40:00.123Z","host":"compute-3","check":"watch-domains","target":"6695eb01-f6a4-8304-79aa-97f2502e193f","name":"instance-0000002a","status":"critical","summary":"x","duration_ms":0.0,"metrics":[],"trace":[],"details":{"masakari":{"type":"VM","payload":{"event":"LIFECYCLE","instance_uuid":"6695eb01-f6a4-8304-79aa-97f2502e193f","vir_domain_event":"STOPPED_FAILED"}}},"labels":{},"event":"lifecycle"}"#;
+    let input = format!(
+        "{vm}\n{}\n{}\n",
+        line("watch-procs", "nova-compute", "critical"),
+        line("probe-http", "api", "critical")
+    );
+    let url = api.server.url("/v1");
+    let run = notify_env(&["--masakari", "--masakari-url", &url], &input, &env);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let records = run.records();
+    assert_eq!(
+        events(&records, "unrouted").len(),
+        1,
+        "probe-http records are not Masakari's"
+    );
+    let reqs = api.requests.lock().expect("lock").clone();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r.path == "/v1/notifications"));
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("X-Auth-Token").is_some_and(|t| t.len() > 20)));
+    let bodies = api.bodies();
+    assert_eq!(
+        bodies[0],
+        serde_json::json!({"notification": {"type": "VM", "hostname": "compute-3", "generated_time": "2026-11-23T18:40:00.123",
+            "payload": {"event": "LIFECYCLE", "instance_uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "vir_domain_event": "STOPPED_FAILED"}}})
+    );
+    assert_eq!(bodies[1]["notification"]["type"], "PROCESS");
+    assert_eq!(bodies[1]["notification"]["hostname"], "mon1");
+    assert_eq!(
+        bodies[1]["notification"]["payload"],
+        serde_json::json!({"event": "STOPPED", "process_name": "nova-compute"})
+    );
+    assert!(!run.stdout.contains(ks.var("KEYSTONE_DEMO_PASSWORD")));
+
+    // 409: Masakari already has it (or ignores the host): final, not retried.
+    api.status.store(409, Ordering::SeqCst);
+    let run = notify_env(
+        &["--masakari", "--masakari-url", &url],
+        &line("watch-procs", "nova-compute", "critical"),
+        &env,
+    );
+    assert_eq!(run.code, 2);
+    assert!(events(&run.records(), "dropped")[0]
+        .summary
+        .contains("HTTP 409"));
+}
