@@ -1,7 +1,7 @@
 //! notify's flags, the stdin loop, and `notify history`.
 
 use std::ffi::OsString;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -236,6 +236,11 @@ pub struct Args {
 }
 
 type LockedState = crate::state::Locked<NotifyState>;
+
+/// The longest stdin line taken as a record (records are a few KiB).
+const MAX_LINE: usize = 4 << 20;
+/// What stands in for a longer line: not a record, so it is reported.
+const TOO_LONG: &str = "\u{0}line longer than 4 MiB";
 
 struct Prepared {
     notifier: Notifier,
@@ -606,14 +611,23 @@ impl Args {
                     let mut buf = Vec::with_capacity(4096);
                     loop {
                         buf.clear();
-                        match lock.read_until(b'\n', &mut buf) {
+                        // A line without end must not eat the memory: past
+                        // the limit the rest of it is skipped, and the line
+                        // is reported as too long.
+                        let mut limited = (&mut lock).take(MAX_LINE as u64 + 1);
+                        match limited.read_until(b'\n', &mut buf) {
                             Ok(0) | Err(_) => break,
-                            Ok(_) => {
-                                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                                if tx.send(Some(line)).is_err() {
-                                    return;
-                                }
-                            }
+                            Ok(_) => {}
+                        }
+                        let line = if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+                            let mut skipped = Vec::new();
+                            let _ = lock.read_until(b'\n', &mut skipped);
+                            TOO_LONG.to_string()
+                        } else {
+                            String::from_utf8_lossy(&buf).trim_end().to_string()
+                        };
+                        if tx.send(Some(line)).is_err() {
+                            return;
                         }
                     }
                     let _ = tx.send(None);

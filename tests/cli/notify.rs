@@ -560,6 +560,46 @@ fn usage_errors_are_one_line_and_exit_3() {
     }
 }
 
+/// A stand-in for masakari-api that checks a notification the way the API
+/// reference says (POST /v1/notifications): `type` one of COMPUTE_HOST, VM,
+/// PROCESS; `hostname`, `generated_time` and `payload` required; PROCESS
+/// payloads need `process_name` and `event`, VM payloads `instance_uuid`,
+/// `vir_domain_event` and `event`; nothing else in `notification`. 400 for
+/// a body that breaks that, else the status it is set to (202).
+fn masakari_api() -> Receiver {
+    let rx = Receiver::new(202);
+    let status = Arc::clone(&rx.status);
+    let requests = Arc::clone(&rx.requests);
+    let server = http_server(Arc::new(move |req: &Request, stream: &mut dyn Stream| {
+        requests.lock().expect("lock").push(req.clone());
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let n = &body["notification"];
+        let fields_ok = n.as_object().is_some_and(|o| {
+            o.keys()
+                .all(|k| ["type", "hostname", "generated_time", "payload"].contains(&k.as_str()))
+        });
+        let needs: &[&str] = match n["type"].as_str() {
+            Some("PROCESS") => &["process_name", "event"],
+            Some("VM") => &["instance_uuid", "vir_domain_event", "event"],
+            Some("COMPUTE_HOST") => &["event"],
+            _ => &["(a valid type)"],
+        };
+        let valid = req.method == "POST"
+            && req.path == "/v1/notifications"
+            && fields_ok
+            && n["hostname"].as_str().is_some_and(|h| !h.is_empty())
+            && n["generated_time"].as_str().is_some()
+            && needs.iter().all(|f| n["payload"].get(*f).is_some());
+        let code = if valid {
+            status.load(Ordering::SeqCst)
+        } else {
+            400
+        };
+        respond(stream, code, &[("Content-Type", "application/json")], b"{}");
+    }));
+    Receiver { server, ..rx }
+}
+
 /// A small SMTP server: takes every message (or refuses with 550), keeps them.
 fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -658,7 +698,7 @@ fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
     };
     // A stand-in for masakari-api at /v1, following the API reference:
     // POST /v1/notifications, 202 with the notification; 409 for a duplicate.
-    let api = Receiver::new(202);
+    let api = masakari_api();
     let cache = TempDir::new("notify-masakari");
     let cache_dir = cache.0.join("c").to_string_lossy().into_owned();
     let env = ks.password_env(&cache_dir, ks.var("KEYSTONE_DEMO_PASSWORD"));
@@ -708,4 +748,21 @@ fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
     assert!(events(&run.records(), "dropped")[0]
         .summary
         .contains("HTTP 409"));
+}
+
+#[test]
+fn a_line_without_end_is_skipped_not_kept() {
+    let rx = Receiver::new(200);
+    let huge = "x".repeat(5 << 20);
+    let input = format!("{huge}\n{}\n", line("probe-http", "api", "critical"));
+    let run = notify(&["--webhook", &rx.url()], &input);
+    let records = run.records();
+    let bad = events(&records, "bad_input");
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].summary.contains("line 1: line longer than 4 MiB"),
+        "{}",
+        bad[0].summary
+    );
+    assert_eq!(rx.count(), 1, "the next line still counts");
 }
