@@ -23,7 +23,7 @@ _notify() {
 
     case "${cmd}" in
         notify)
-            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-user --masakari --masakari-url --os-cloud --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-ca-file --smtp-user --masakari --masakari-url --os-cloud --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,6 +106,10 @@ _notify() {
                     return 0
                     ;;
                 --smtp-security)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

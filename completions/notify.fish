@@ -18,6 +18,7 @@ complete -c notify -l email -d 'Mail alerts to ADDR (repeatable; needs --smtp an
 complete -c notify -l smtp -d 'SMTP server HOST[:PORT]' -r
 complete -c notify -l smtp-from -d 'Sender address' -r
 complete -c notify -l smtp-security -d 'starttls, tls or none' -r
+complete -c notify -l smtp-ca-file -d 'Trust these CA certificates (PEM) for the SMTP server\'s TLS instead of the public roots' -r
 complete -c notify -l smtp-user -d 'SMTP AUTH user; the password is read from SKYPROBE_SMTP_PASSWORD' -r
 complete -c notify -l masakari-url -d 'Masakari API URL instead of the catalog\'s instance-ha endpoint' -r
 complete -c notify -l os-cloud -d 'The cloud in clouds.yaml for Masakari [default: OS_CLOUD, else the OS_* variables]' -r

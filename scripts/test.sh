@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
-# namespaces, pgrep to compare counts with, CA certificates, libvirt, Keystone),
+# namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
+# server, Keystone),
 # starts a Keystone on 127.0.0.1, then format check, clippy (with and without
 # the libvirt feature), all tests with every binary built.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+# notify: a real SMTP server (STARTTLS) to mail alerts to.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get update -qq
@@ -36,7 +39,7 @@ fi
 ks_dir=$(mktemp -d /tmp/skyprobe-keystone.XXXXXX)
 trap 'bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir"' EXIT
 bash scripts/keystone.sh start "$ks_dir" "${SKYPROBE_KEYSTONE_PORT:-35357}"
-export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1
+export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1 SKYPROBE_REQUIRE_SMTP=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -172,6 +172,14 @@ pub struct Args {
     )]
     pub smtp_security: String,
 
+    /// Trust these CA certificates (PEM) for the SMTP server's TLS instead of the public roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Sinks (one-off, instead of --config)"
+    )]
+    pub smtp_ca_file: Option<String>,
+
     /// SMTP AUTH user; the password is read from SKYPROBE_SMTP_PASSWORD.
     #[arg(
         long,
@@ -388,6 +396,11 @@ pub fn build_sink(
                 }
                 (None, _) => None,
             };
+            let ca_pem = s
+                .ca_file
+                .as_ref()
+                .map(|f| std::fs::read(f).map_err(|e| format!("{what}: ca_file {f}: {e}")))
+                .transpose()?;
             Box::new(EmailSink {
                 to,
                 from,
@@ -395,6 +408,7 @@ pub fn build_sink(
                 port,
                 security,
                 credentials,
+                ca_pem,
             })
         }
         "masakari" => {
@@ -494,6 +508,7 @@ impl Args {
                     .smtp_user
                     .as_ref()
                     .map(|_| "SKYPROBE_SMTP_PASSWORD".into()),
+                ca_file: self.smtp_ca_file.clone(),
                 ..SinkFile::default()
             });
         }
@@ -881,14 +896,7 @@ pub fn history_main(args: Vec<OsString>) -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ")
-                .to_string();
-            return fail(first);
+            return fail(crate::cli::clap_one_line(&e.to_string()));
         }
     };
     let path = match (&a.history, &a.state) {

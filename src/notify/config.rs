@@ -176,6 +176,9 @@ pub struct SinkFile {
     /// email: a file holding the password.
     #[serde(default)]
     pub password_file: Option<String>,
+    /// email: CA certificates (PEM) to trust for the server's TLS.
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// masakari: the cloud in clouds.yaml (default: OS_CLOUD / OS_*).
     #[serde(default)]
     pub cloud: Option<String>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 use serde_json::{json, Value};
 
@@ -52,6 +52,9 @@ pub struct EmailSink {
     pub security: Security,
     /// AUTH user and password.
     pub credentials: Option<(String, Secret)>,
+    /// CA certificates (PEM) to trust instead of the public roots, for a
+    /// relay with an internal CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Split `HOST:PORT` (a bare host gets the port for `security`).
@@ -131,8 +134,16 @@ impl EmailSink {
 
     fn transport(&self, timeout: Duration) -> Result<SmtpTransport, Failure> {
         let tls = || {
-            TlsParameters::new(self.host.clone())
-                .map_err(|e| Failure::Final(format!("TLS for {}: {e}", self.host)))
+            let fail = |e: lettre::transport::smtp::Error| {
+                Failure::Final(format!("TLS for {}: {e}", self.host))
+            };
+            match &self.ca_pem {
+                Some(pem) => TlsParameters::builder(self.host.clone())
+                    .add_root_certificate(Certificate::from_pem(pem).map_err(fail)?)
+                    .build_rustls()
+                    .map_err(fail),
+                None => TlsParameters::new(self.host.clone()).map_err(fail),
+            }
         };
         let mut b = SmtpTransport::builder_dangerous(&self.host)
             .port(self.port)

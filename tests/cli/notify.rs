@@ -766,3 +766,104 @@ fn a_line_without_end_is_skipped_not_kept() {
     );
     assert_eq!(rx.count(), 1, "the next line still counts");
 }
+
+/// Debian's aiosmtpd, if it is installed (scripts/test.sh installs it and
+/// sets SKYPROBE_REQUIRE_SMTP=1, so in CI its absence is a failure).
+fn have_aiosmtpd() -> bool {
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("SKYPROBE_REQUIRE_SMTP").is_none(),
+            "SKYPROBE_REQUIRE_SMTP is set but python3-aiosmtpd is missing"
+        );
+        eprintln!("skipped: no python3-aiosmtpd");
+    }
+    ok
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn email_over_starttls_to_a_real_smtp_server() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let dir = TempDir::new("notify-smtp");
+    let certs = ca_signed((2090, 1, 1));
+    let cert = dir.write("cert.pem", &certs.chain_pem);
+    let key = dir.write("key.pem", &certs.key_pem);
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let log = dir.0.join("smtpd.out");
+    let server = Killed(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--tlscert", &cert, "--tlskey", &key])
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let smtp = format!("127.0.0.1:{port}");
+    let args = [
+        "--email",
+        "ops@example.com",
+        "--smtp",
+        &smtp,
+        "--smtp-from",
+        "skyprobe@example.com",
+    ];
+    // STARTTLS (the default) to a server whose certificate the public
+    // roots do not know: refused, kept for a retry.
+    let run = notify(&args, &line("probe-http", "nova", "critical"));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.records();
+    assert!(
+        events(&r, "retry")[0].summary.contains("SMTP"),
+        "{}",
+        run.stdout
+    );
+
+    let run = notify(
+        &[args.as_slice(), &["--smtp-ca-file", &ca]].concat(),
+        &line("probe-http", "nova", "critical"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Subject: [CRITICAL] probe-http nova: nova is critical") {
+            assert!(text.contains("FAIL response"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the mail did not arrive: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server);
+}
