@@ -492,6 +492,17 @@ sinks = ["ops", "pager"]
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notify/notify.toml");
+        let c = load(&p, &Rules::default()).expect("examples/notify/notify.toml loads");
+        assert_eq!(c.sinks.len(), 5);
+        assert_eq!(c.routes.len(), 3);
+        let base = Rules::default();
+        assert_eq!(c.rules_for(&base, "probe-http", "x").m_of_n, Some((3, 5)));
+    }
+
+    #[test]
     fn mistakes_name_the_file_and_what() {
         for (text, want) in [
             ("[[sink]]\nname = \"a\"\ntype = \"fax\"\n", "type \"fax\""),
