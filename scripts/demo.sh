@@ -66,5 +66,13 @@ else
   echo "== watch-domains: skipped (needs libvirt-dev to build)"
 fi
 echo
+echo "== notify: a failing check and its recovery, piped in; alerts to a command (a stand-in for mail or Slack)"
+"$bin/probe-http" "$base/broken" --name keystone-public |
+  "$bin/notify" --command "cat >> $tmp/alerts.jsonl" --state "$tmp/notify.json" --format table || true
+"$bin/probe-http" "$base/healthz" --name keystone-public |
+  "$bin/notify" --command "cat >> $tmp/alerts.jsonl" --state "$tmp/notify.json" --format table || true
+echo "(the command got $(wc -l <"$tmp/alerts.jsonl") alerts as JSON on its stdin)"
+show "$bin/notify" history --state "$tmp/notify.json" --format table
+echo
 echo "== a usage error is one line and exit 3"
 show "$bin/probe-http" "$base/healthz" -w 3:2

@@ -368,7 +368,14 @@ impl Sink for CommandSink {
     }
 
     fn describe(&self) -> String {
-        self.argv.first().cloned().unwrap_or_default()
+        // The program only: arguments may carry tokens. For `--command`,
+        // run through sh -c, that is the script's first word.
+        match self.argv.as_slice() {
+            [sh, c, script, ..] if sh == "/bin/sh" && c == "-c" => {
+                script.split_whitespace().next().unwrap_or("sh").to_string()
+            }
+            argv => argv.first().cloned().unwrap_or_default(),
+        }
     }
 
     fn payload(&self, alert: &Alert) -> Value {
@@ -380,6 +387,7 @@ impl Sink for CommandSink {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(Failure::Final("empty command".into()));
         };
+        let shown = self.describe();
         let mut child = Command::new(program)
             .args(args)
             .env("SKYPROBE_ALERT_ID", &alert.id)
@@ -390,7 +398,7 @@ impl Sink for CommandSink {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| Failure::Retry(format!("cannot run {program}: {e}")))?;
+            .map_err(|e| Failure::Retry(format!("cannot run {shown}: {e}")))?;
         let mut input = serde_json::to_vec(alert).unwrap_or_default();
         input.push(b'\n');
         if let Some(mut stdin) = child.stdin.take() {
@@ -420,17 +428,17 @@ impl Sink for CommandSink {
             let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
             return Err(Failure::Retry(format!(
-                "{program} did not finish within {:.1} s; killed",
+                "{shown} did not finish within {:.1} s; killed",
                 timeout.as_secs_f64()
             )));
         };
         let stderr = reader.join().unwrap_or_default();
         let tail = stderr.trim().lines().last().unwrap_or("").to_string();
         if status.success() {
-            Ok(format!("{program} exited 0"))
+            Ok(format!("{shown} exited 0"))
         } else {
             Err(Failure::Retry(format!(
-                "{program} exited {}{}",
+                "{shown} exited {}{}",
                 status
                     .code()
                     .map_or("on a signal".to_string(), |c| c.to_string()),
