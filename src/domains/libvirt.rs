@@ -88,9 +88,11 @@ impl Libvirt {
             Connect::open_read_only(Some(uri))
         };
         opened.map(|conn| Libvirt { conn }).map_err(|e| OpenError {
+            // libvirt reports an unparsable URI as an internal error.
             bad_uri: is(&e, ErrorNumber::NoConnect)
                 || is(&e, ErrorNumber::InvalidArg)
-                || is(&e, ErrorNumber::ParseFailed),
+                || is(&e, ErrorNumber::ParseFailed)
+                || e.message().contains("Unable to parse URI"),
             message: message(&e),
         })
     }

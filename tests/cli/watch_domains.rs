@@ -169,6 +169,15 @@ fn bad_flags_are_usage_errors() {
 }
 
 #[test]
+fn a_uri_libvirt_cannot_parse_is_a_usage_problem() {
+    let run = run(WATCH_DOMAINS, &["--connect", "::not a uri"]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let r = run.record();
+    assert_eq!(r.status, Status::Unknown);
+    assert!(r.summary.contains("check --connect"), "{}", r.summary);
+}
+
+#[test]
 fn a_crash_between_two_runs_becomes_an_event_once() {
     let dir = TempDir::new("wd-changes");
     let uri = four_domains(&dir);
