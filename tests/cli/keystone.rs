@@ -174,6 +174,70 @@ fn keystone_down_is_critical() {
     );
 }
 
+/// Resumes stopped processes however the test ends, so a failed assertion
+/// never leaves the shared Keystone frozen for the tests after it.
+struct Resume(Vec<String>);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", pid])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn keystone_that_stops_answering_is_critical_within_the_deadline() {
+    let _one = KEYSTONE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(ks) = Ks::get() else { return };
+    // The real Keystone, frozen: uwsgi's master and its worker stopped, so
+    // the port still accepts connections and nothing answers.
+    let master = std::fs::read_to_string(ks.var("KEYSTONE_PID_FILE"))
+        .expect("uwsgi pid file")
+        .trim()
+        .to_string();
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &master])
+        .output()
+        .expect("pgrep");
+    let mut pids = vec![master];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_string),
+    );
+    let resume = Resume(pids.clone());
+    for pid in &pids {
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", pid])
+            .status();
+        assert!(stopped.is_ok_and(|s| s.success()), "kill -STOP {pid}");
+    }
+    let cache = TempDir::new("ks-frozen");
+    let cache_dir = cache.0.join("c").to_string_lossy().into_owned();
+    let env = ks.password_env(&cache_dir, ks.var("KEYSTONE_DEMO_PASSWORD"));
+    let run = run_clean(PROBE_HTTP, &["--os-service", "identity", "-t", "3"], &env);
+    drop(resume);
+    // Keystone answers the queued request once resumed; wait for that (one
+    // worker, first come first served) so it does not land in the request
+    // count of the next test.
+    let settled = crate::common::run(PROBE_HTTP, &[ks.var("KEYSTONE_URL"), "-t", "30"]);
+    assert_eq!(settled.code, 0, "Keystone is back: {}", settled.stdout);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let r = run.record();
+    // The Keystone call's own timeout ends at -t, and the deadline's
+    // backstop 250 ms after it; on a loaded machine either reports first.
+    assert!(
+        r.summary.starts_with("cannot reach Keystone at") && r.summary.ends_with("timed out")
+            || r.summary == "timed out after 3.0 s",
+        "{}",
+        r.summary
+    );
+    no_secret(&run, &[ks.var("KEYSTONE_DEMO_PASSWORD")]);
+}
+
 #[test]
 fn application_credential_from_clouds_yaml_with_anchors_and_secure_yaml() {
     let _one = KEYSTONE.lock().unwrap_or_else(|p| p.into_inner());
