@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::report::{Record, Status};
 use alarm::{Alarm, AlarmState, Kind, Rules, Transition};
@@ -641,9 +640,4 @@ pub fn flag_sink_name(kind: &str, n: usize) -> String {
     } else {
         format!("{kind}-{}", n + 1)
     }
-}
-
-/// The JSON of an alert, for a command's stdin and `--dry-run`.
-pub fn alert_json(alert: &Alert) -> serde_json::Value {
-    json!(alert)
 }
