@@ -634,7 +634,10 @@ fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
                     }
                     let upper = cmd.to_ascii_uppercase();
                     let reply: &[u8] = if upper.starts_with("EHLO") {
-                        b"250-test\r\n250 8BITMIME\r\n"
+                        b"250-test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("AUTH") {
+                        keep.lock().expect("lock").push(cmd.clone());
+                        b"235 authenticated\r\n"
                     } else if upper.starts_with("RCPT") && refuse {
                         b"550 no such user\r\n"
                     } else if upper.starts_with("DATA") {
@@ -866,4 +869,70 @@ fn email_over_starttls_to_a_real_smtp_server() {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(server);
+}
+
+#[test]
+fn a_key_that_goes_quiet_alerts_insufficient_data_and_recovers() {
+    let rx = Receiver::new(200);
+    let mut child: Child = Command::new(NOTIFY)
+        .args(["--webhook", &rx.url(), "--stale-after", "1s"])
+        .env_remove("SKYPROBE_FORMAT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("notify");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", line("probe-http", "api", "ok")).expect("write");
+    stdin.flush().expect("flush");
+    // Nothing more arrives for the key: notify's own tick finds it stale.
+    rx.wait_for(1);
+    let quiet = &rx.bodies()[0];
+    assert_eq!(
+        quiet["alerts"][0]["labels"]["severity"],
+        "insufficient_data"
+    );
+    assert!(quiet["commonAnnotations"]["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("no record for probe-http/api since")));
+    writeln!(stdin, "{}", line("probe-http", "api", "ok")).expect("write");
+    stdin.flush().expect("flush");
+    rx.wait_for(2);
+    assert_eq!(rx.bodies()[1]["status"], "resolved");
+    drop(stdin);
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn smtp_auth_sends_the_password_to_the_server_and_nowhere_else() {
+    let (port, got) = smtp_server(false);
+    let smtp = format!("127.0.0.1:{port}");
+    let run = notify_env(
+        &[
+            "--email",
+            "ops@example.com",
+            "--smtp",
+            &smtp,
+            "--smtp-from",
+            "skyprobe@example.com",
+            "--smtp-security",
+            "none",
+            "--smtp-user",
+            "skyprobe",
+        ],
+        &line("probe-http", "nova", "critical"),
+        &[("SKYPROBE_SMTP_PASSWORD", "s3cret-Pa55")],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let seen = got.lock().expect("lock").clone();
+    let auth = seen
+        .iter()
+        .find(|l| l.starts_with("AUTH"))
+        .expect("AUTH was sent");
+    // AUTH PLAIN carries base64("\0user\0password").
+    assert_eq!(
+        auth, "AUTH PLAIN AHNreXByb2JlAHMzY3JldC1QYTU1",
+        "user skyprobe, password s3cret-Pa55"
+    );
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
 }
