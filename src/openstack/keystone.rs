@@ -174,6 +174,9 @@ fn lock_memo() -> std::sync::MutexGuard<'static, std::collections::HashMap<Strin
         .unwrap_or_else(|p| p.into_inner())
 }
 
+/// How much earlier than the run's deadline a token request gives up.
+const KEYSTONE_MARGIN: Duration = Duration::from_millis(200);
+
 /// A Keystone client for one cloud.
 #[derive(Debug, Clone)]
 pub struct Keystone {
@@ -381,8 +384,13 @@ impl Keystone {
             return Ok(t);
         }
         let url = tokens_url(&self.cloud.auth_url);
+        // Stop a little before the deadline: the record can then say it was
+        // Keystone that did not answer, before the run's backstop (which
+        // knows only that time ran out) reports instead. ureq's own timer
+        // was seen to fire 60-70 ms late.
         let timeout = deadline
             .saturating_duration_since(Instant::now())
+            .saturating_sub(KEYSTONE_MARGIN)
             .max(Duration::from_millis(1));
         let body = auth_body(&self.cloud.credentials).to_string();
         let result = agent(&self.cloud, timeout)

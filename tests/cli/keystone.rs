@@ -227,11 +227,10 @@ fn keystone_that_stops_answering_is_critical_within_the_deadline() {
     assert_eq!(settled.code, 0, "Keystone is back: {}", settled.stdout);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     let r = run.record();
-    // The Keystone call's own timeout ends at -t, and the deadline's
-    // backstop 250 ms after it; on a loaded machine either reports first.
+    // The token request gives up just before -t, so the record names
+    // Keystone rather than the deadline's backstop's "timed out after".
     assert!(
-        r.summary.starts_with("cannot reach Keystone at") && r.summary.ends_with("timed out")
-            || r.summary == "timed out after 3.0 s",
+        r.summary.starts_with("cannot reach Keystone at") && r.summary.ends_with("timed out"),
         "{}",
         r.summary
     );
