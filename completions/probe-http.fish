@@ -47,6 +47,7 @@ complete -c probe-http -l os-region -d 'Region for the catalog [default: the clo
 complete -c probe-http -l os-microversion -d 'Ask for an API microversion: SERVICE_TYPE=VERSION, e.g. compute=2.53 (sends OpenStack-API-Version and, for Nova, X-OpenStack-Nova-API-Version)' -r
 complete -c probe-http -l targets -d 'Probe every target of a TOML targets file ([defaults] and [[target]] tables whose keys are these long options, plus name, url, labels, timeout, enabled)' -r -F
 complete -c probe-http -l targets-csv -d 'Probe every target of a CSV file: a header row with name, url and any long options' -r -F
+complete -c probe-http -l targets-skypunch -d 'Probe the targets of Skypunch\'s SQL (data.sql, or a mysqldump of its database): the INSERT INTO targets rows' -r -F
 complete -c probe-http -l only -d 'Probe only this target of the file, even if disabled, and print its trace (repeatable)' -r
 complete -c probe-http -l concurrency -d 'Targets probed at once' -r
 complete -c probe-http -l state -d 'Keep per-target counters here (pass/fail, 2xx..5xx, network failures, consecutive failures, last failing trace); locked and written atomically' -r -F

@@ -301,6 +301,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip"], help_heading = "Many targets")]
     pub targets_csv: Option<PathBuf>,
 
+    /// Probe the targets of Skypunch's SQL (data.sql, or a mysqldump of its database):
+    /// the INSERT INTO targets rows.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip", "targets", "targets_csv"], help_heading = "Many targets")]
+    pub targets_skypunch: Option<PathBuf>,
+
     /// Probe only this target of the file, even if disabled, and print its trace (repeatable).
     #[arg(long, value_name = "NAME", help_heading = "Many targets")]
     pub only: Vec<String>,
@@ -798,10 +803,11 @@ impl Args {
     }
 
     fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
-        match (&self.targets, &self.targets_csv) {
-            (Some(f), _) => targets::load_toml(f).map(Some),
-            (None, Some(f)) => targets::load_csv(f).map(Some),
-            (None, None) => Ok(None),
+        match (&self.targets, &self.targets_csv, &self.targets_skypunch) {
+            (Some(f), _, _) => targets::load_toml(f).map(Some),
+            (None, Some(f), _) => targets::load_csv(f).map(Some),
+            (None, None, Some(f)) => targets::load_skypunch(f).map(Some),
+            (None, None, None) => Ok(None),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod expect;
+pub mod skypunch;
 pub mod targets;
 
 use std::io::Read;

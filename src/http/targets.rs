@@ -487,6 +487,108 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
     finish(file, targets)
 }
 
+/// Read Skypunch's targets from its SQL (`data.sql`, or a mysqldump of its
+/// database): name, url, method, expected status (`pass_result`),
+/// timeout, enabled, BASIC credentials as `--authorization`, OPENSTACK as
+/// `--auth keystone` with the cloud from `--os-cloud`/`OS_*` (the per-row
+/// Keystone user and endpoint are not carried over), and the tenant as the
+/// label `tenant`. Skypunch's `frequency` is the scheduler's business (cron,
+/// `--every`). Two rows with one name become `NAME #ID`.
+pub fn load_skypunch(file: &Path) -> Result<Vec<Target>, UsageError> {
+    use super::skypunch::{self, TARGET_COLUMNS};
+    let at = |m: String| UsageError::new(format!("{}: {m}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| at(e.to_string()))?;
+    let rows: Vec<skypunch::Row> = skypunch::rows(&text, &|t| {
+        t.eq_ignore_ascii_case("targets")
+            .then(|| TARGET_COLUMNS.iter().map(|c| c.to_string()).collect())
+    })
+    .map_err(at)?
+    .into_iter()
+    .filter(|r| r.table.eq_ignore_ascii_case("targets"))
+    .collect();
+    let get = |r: &skypunch::Row, c: &str| {
+        r.values
+            .get(c)
+            .map(|v| v.text().trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *names.entry(get(r, "name")).or_default() += 1;
+    }
+    let mut parser = Parser::new();
+    let mut targets = Vec::new();
+    for r in &rows {
+        let line = r.line;
+        let bad = |why: String| UsageError::new(format!("{}:{line}: {why}", file.display()));
+        let mut name = get(r, "name");
+        let url = get(r, "url");
+        if name.is_empty() || url.is_empty() {
+            return Err(bad("a Skypunch target needs a name and a url".into()));
+        }
+        if names.get(&name).is_some_and(|n| *n > 1) {
+            name = format!("{name} #{}", get(r, "id"));
+        }
+        let mut words = vec!["probe-http".to_string()];
+        let mut extras = Extras::default();
+        let method = get(r, "method").to_ascii_uppercase();
+        if !method.is_empty() && method != "GET" {
+            words.push(format!("--method={method}"));
+        }
+        let pass = get(r, "pass_result");
+        if !pass.is_empty() && pass != "0" {
+            words.push(format!("--expect={pass}"));
+        }
+        match get(r, "authn").to_ascii_uppercase().as_str() {
+            "" | "NONE" => {}
+            "BASIC" => {
+                let p = skypunch::params(&get(r, "authn_parms"));
+                match (p.get("user"), p.get("password")) {
+                    (Some(u), Some(pw)) => words.push(format!("--authorization={u}:{pw}")),
+                    _ => {
+                        return Err(bad(format!(
+                            "target {name:?}: BASIC needs authn_parms user=...,password=..."
+                        )))
+                    }
+                }
+            }
+            "OPENSTACK" => words.push("--auth=keystone".to_string()),
+            other => {
+                return Err(bad(format!(
+                    "target {name:?}: authn {other:?} is not NONE, BASIC or OPENSTACK"
+                )))
+            }
+        }
+        let timeout = get(r, "timeout");
+        if !timeout.is_empty() && timeout != "0" {
+            let secs: u64 = timeout.parse().map_err(|_| {
+                bad(format!(
+                    "target {name:?}: timeout {timeout:?} is not seconds"
+                ))
+            })?;
+            extras.timeout = Some(Duration::from_secs(secs));
+        }
+        let enabled = get(r, "enabled").to_ascii_lowercase();
+        if !enabled.is_empty() {
+            extras.enabled = Some(!matches!(enabled.as_str(), "0" | "false" | "b'0'"));
+        }
+        let tenant = get(r, "tenantid");
+        if !tenant.is_empty() && tenant != "0" {
+            extras.labels.insert("tenant".to_string(), tenant);
+        }
+        targets.push(build(
+            &mut parser,
+            file,
+            &|| line,
+            &name,
+            Some(url),
+            words,
+            extras,
+        )?);
+    }
+    finish(file, targets)
+}
+
 /// Probe `targets` with at most `concurrency` at a time, inside the run's
 /// deadline. Records come back in the targets' order; a target not started
 /// before the deadline gets a record that says so.

@@ -1,6 +1,6 @@
 //! probe-http against loopback HTTP/HTTPS servers started here.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skyprobe::report::Status;
@@ -1094,5 +1094,74 @@ fn csv_targets_and_only_prints_the_trace() {
         only.stderr.contains("status") && only.stderr.contains("FAILED"),
         "trace on stderr: {}",
         only.stderr
+    );
+}
+
+#[test]
+fn skypunch_sql_targets_are_probed_as_skypunch_defined_them() {
+    // (method, path, Authorization) of every request.
+    type Seen = Vec<(String, String, Option<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&seen);
+    let srv = http_server(Arc::new(move |req: &Request, stream: &mut dyn Stream| {
+        keep.lock().expect("lock").push((
+            req.method.clone(),
+            req.path.clone(),
+            req.header("Authorization").map(str::to_string),
+        ));
+        let code = if req.path == "/created" { 201 } else { 200 };
+        respond(stream, code, &[], b"ok");
+    }));
+    let dir = TempDir::new("skypunch");
+    // As Skypunch's own data.sql writes them, plus a mysqldump-style row
+    // with two targets, an escaped quote, a disabled target and a name used twice.
+    let sql = format!(
+        "# SkyPunch Database schema\nUSE skypunch;\n\n\
+         INSERT INTO targets\nVALUES (0,'Home page','0','NEW',NULL,'NEW','','{home}','GET','NONE','',200,10,10,0,0,0,0,0,0,0,0,1);\n\n\
+         INSERT INTO `targets` VALUES (7,'Peter''s API','tenant-42','PASS',NULL,'PASS','2013-05-01 10:00:00','{api}','HEAD','BASIC','user=peter,password=pa55',200,60,5,3,0,3,0,0,0,0,0,1),\
+         (8,'dup','0','NEW',NULL,'NEW','','{created}','POST','NONE','',201,10,10,0,0,0,0,0,0,0,0,1),\
+         (9,'dup','0','NEW',NULL,'NEW','','{home}','GET','NONE','',200,10,10,0,0,0,0,0,0,0,0,1),\
+         (10,'off','0','NEW',NULL,'NEW','','{home}','GET','NONE','',200,10,10,0,0,0,0,0,0,0,0,0);\n\n\
+         INSERT INTO notifiers\nVALUES(0, 'gmail','SMTP','ops@example.com','user=X,password=Y,server=smtp.example.com');\n",
+        home = srv.url("/"),
+        api = srv.url("/api"),
+        created = srv.url("/created"),
+    );
+    let file = dir.write("data.sql", &sql);
+    let run = run(PROBE_HTTP, &["--targets-skypunch", &file]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let records = run.records();
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Home page", "Peter's API", "dup #8", "dup #9"],
+        "the disabled one is skipped"
+    );
+    assert_eq!(
+        records[1].labels.get("tenant").map(String::as_str),
+        Some("tenant-42")
+    );
+    let seen = seen.lock().expect("lock").clone();
+    let api = seen
+        .iter()
+        .find(|(_, p, _)| p == "/api")
+        .expect("the API was probed");
+    assert_eq!(api.0, "HEAD");
+    // Basic credentials as Skypunch's authn_parms gave them: peter:pa55.
+    assert_eq!(api.2.as_deref(), Some("Basic cGV0ZXI6cGE1NQ=="));
+    assert!(seen.iter().any(|(m, p, _)| m == "POST" && p == "/created"));
+    assert!(
+        !run.stdout.contains("pa55"),
+        "the password stays out of records"
+    );
+
+    let broken = dir.write("broken.sql", "INSERT INTO targets VALUES (1,'a','0','NEW',NULL,'NEW','','http://x/','GET','KERBEROS','',200,10,10,0,0,0,0,0,0,0,0,1);\n");
+    let bad = crate::common::run(PROBE_HTTP, &["--targets-skypunch", &broken]);
+    assert_eq!(bad.code, 3);
+    assert!(
+        bad.stderr
+            .contains("broken.sql:1: target \"a\": authn \"KERBEROS\""),
+        "{}",
+        bad.stderr
     );
 }
