@@ -611,6 +611,49 @@ pub struct RecordingVerifier {
     pub recorder: Recorder,
 }
 
+/// What identifies one chain verification: the verifier (its roots), the
+/// name asked for, and every certificate's bytes (compared whole, never
+/// by a hash that could collide).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChainKey {
+    verifier: usize,
+    name: String,
+    certs: Vec<Vec<u8>>,
+}
+
+impl ChainKey {
+    fn new(
+        verifier: usize,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+    ) -> ChainKey {
+        ChainKey {
+            verifier,
+            name: server_name.to_str().into_owned(),
+            certs: std::iter::once(end_entity)
+                .chain(intermediates.iter())
+                .map(|c| c.as_ref().to_vec())
+                .collect(),
+        }
+    }
+}
+
+/// Chains remembered at most (a fleet of thousands of targets usually
+/// presents a handful of chains); past that the memo starts over.
+const VERIFIED_CHAINS: usize = 256;
+
+type ChainMemo = std::collections::HashMap<ChainKey, (i64, Vec<CertInfo>)>;
+
+/// Chains verified in this process, with the second until which the answer
+/// holds (the earliest expiry in the chain) and the parsed chain.
+fn verified_chains() -> std::sync::MutexGuard<'static, ChainMemo> {
+    static MEMO: std::sync::OnceLock<std::sync::Mutex<ChainMemo>> = std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 /// Parse a DER certificate into what a probe reports.
 pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -630,21 +673,45 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        {
-            let mut rec = self.recorder.lock();
-            rec.chain = std::iter::once(end_entity)
-                .chain(intermediates.iter())
-                .filter_map(|c| cert_info(c.as_ref()))
-                .collect();
+        let key = ChainKey::new(
+            self.inner.as_ref().map_or(0, |v| Arc::as_ptr(v) as usize),
+            end_entity,
+            intermediates,
+            server_name,
+        );
+        // A chain this process already verified for this name with these
+        // roots, and still inside every certificate's validity: the answer
+        // cannot have changed. The handshake's own signature is still
+        // checked, every time, in verify_tls1*_signature.
+        if let Some((until, chain)) = verified_chains().get(&key) {
+            if i64::try_from(now.as_secs()).unwrap_or(i64::MAX) < *until {
+                self.recorder.lock().chain = chain.clone();
+                return Ok(ServerCertVerified::assertion());
+            }
         }
+        let chain: Vec<CertInfo> = std::iter::once(end_entity)
+            .chain(intermediates.iter())
+            .filter_map(|c| cert_info(c.as_ref()))
+            .collect();
+        self.recorder.lock().chain = chain.clone();
         let Some(inner) = &self.inner else {
             return Ok(ServerCertVerified::assertion());
         };
-        inner
+        let verified = inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|e| {
                 self.recorder.lock().verify_error = Some(verify_error_text(e));
-            })
+            })?;
+        // Only a chain whose every certificate was understood is remembered.
+        if chain.len() == 1 + intermediates.len() {
+            let until = chain.iter().map(|c| c.not_after).min().unwrap_or(0);
+            let mut memo = verified_chains();
+            if memo.len() >= VERIFIED_CHAINS {
+                memo.clear();
+            }
+            memo.insert(key, (until, chain));
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(

@@ -1165,3 +1165,49 @@ fn skypunch_sql_targets_are_probed_as_skypunch_defined_them() {
         bad.stderr
     );
 }
+
+#[test]
+fn a_chain_verified_once_is_not_trusted_for_another_name() {
+    // One process, one server, one chain: verified for 127.0.0.1 first,
+    // then presented for a name the certificate does not carry. The memo
+    // of verified chains must not let the second through.
+    let certs = ca_signed((2090, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("chain-memo");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let port = srv.addr.port();
+    let file = dir.write(
+        "t.toml",
+        &format!(
+            "[defaults]\nca-file = \"{ca}\"\n\n\
+             [[target]]\nname = \"first\"\nurl = \"{ok}\"\n\n\
+             [[target]]\nname = \"again\"\nurl = \"{ok}\"\n\n\
+             [[target]]\nname = \"other-name\"\nurl = \"https://wrong.example:{port}/ok\"\nconnect-to = [\"wrong.example:127.0.0.1\"]\n",
+            ok = srv.https_url("/ok"),
+        ),
+    );
+    let run = run(PROBE_HTTP, &["--targets", &file, "--concurrency", "1"]);
+    let records = run.records();
+    let status: Vec<(&str, Status)> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("first", Status::Ok),
+            ("again", Status::Ok),
+            ("other-name", Status::Critical)
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(records[1].details["cert_days_left"]
+        .as_f64()
+        .is_some_and(|d| d > 20_000.0));
+    assert!(
+        records[2].summary.contains("not valid for"),
+        "{}",
+        records[2].summary
+    );
+}
