@@ -328,10 +328,12 @@ pub fn build_sink(
                 _ => "webhook",
             };
             let routing_key = if kind == "pagerduty" {
-                Some(
-                    secret_from(&s.routing_key_env, &None, &what)?
+                let given = s.routing_key.clone().map(Secret::new);
+                Some(match given {
+                    Some(k) => k,
+                    None => secret_from(&s.routing_key_env, &None, &what)?
                         .ok_or_else(|| format!("{what}: needs routing_key_env = \"VARIABLE\""))?,
-                )
+                })
             } else {
                 None
             };
@@ -481,7 +483,7 @@ impl Args {
                 kind: "pagerduty".into(),
                 enabled: true,
                 url: Some(self.pagerduty_url.clone()),
-                routing_key_env: Some("SKYPROBE_PAGERDUTY_KEY".into()),
+                routing_key: self.pagerduty.clone(),
                 ..SinkFile::default()
             });
         }

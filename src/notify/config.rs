@@ -152,6 +152,9 @@ pub struct SinkFile {
     /// PagerDuty: the environment variable holding the routing key.
     #[serde(default)]
     pub routing_key_env: Option<String>,
+    /// PagerDuty: the routing key itself, from `--pagerduty` (never from a file).
+    #[serde(skip)]
+    pub routing_key: Option<String>,
     /// command: argv.
     #[serde(default)]
     pub command: Option<Vec<String>>,

@@ -95,11 +95,11 @@ fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
     let started = Instant::now();
     let mut child = Command::new(NOTIFY)
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("SKYPROBE_FORMAT")
         .env_remove("SKYPROBE_SLACK_URL")
         .env_remove("SKYPROBE_TEAMS_URL")
         .env_remove("SKYPROBE_PAGERDUTY_KEY")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -935,4 +935,28 @@ fn smtp_auth_sends_the_password_to_the_server_and_nowhere_else() {
         "user skyprobe, password s3cret-Pa55"
     );
     assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+}
+
+#[test]
+fn pagerduty_from_the_command_line_or_the_environment() {
+    let pd = Receiver::new(202);
+    let url = pd.url();
+    let flag = notify(
+        &["--pagerduty", "FLAGKEY", "--pagerduty-url", &url],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(flag.code, 0, "{}{}", flag.stdout, flag.stderr);
+    let env = notify_env(
+        &["--pagerduty-url", &url],
+        &line("probe-http", "api", "critical"),
+        &[("SKYPROBE_PAGERDUTY_KEY", "ENVKEY")],
+    );
+    assert_eq!(env.code, 0, "{}{}", env.stdout, env.stderr);
+    let keys: Vec<String> = pd
+        .bodies()
+        .iter()
+        .map(|b| b["routing_key"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(keys, ["FLAGKEY", "ENVKEY"]);
+    assert!(!flag.stdout.contains("FLAGKEY") && !env.stdout.contains("ENVKEY"));
 }
