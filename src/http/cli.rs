@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use clap::Parser;
 
@@ -352,6 +353,9 @@ pub struct Args {
 
     #[arg(skip)]
     mode: Option<Mode>,
+    /// Names of the targets whose records already went out this round.
+    #[arg(skip)]
+    streamed: std::sync::Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// What a run of probe-http does.
@@ -729,7 +733,7 @@ impl Args {
             user_agent: self.user_agent.clone(),
             labels: Default::default(),
             timeout: None,
-            openstack: self.openstack()?,
+            openstack: self.openstack()?.map(Box::new),
         };
         // Building the TLS configuration reads --ca-file and the client key:
         // a bad file is a usage error now, not a CRITICAL record later.
@@ -832,17 +836,27 @@ impl Args {
     }
 
     fn run_many(&self, all: &[Target], ctx: &Context) -> Vec<Record> {
-        let disabled: Vec<String> = match &self.state {
-            Some(_) if self.only.is_empty() => match self.with_state(|s| {
-                s.targets
-                    .iter()
-                    .filter(|(_, t)| t.disabled)
-                    .map(|(n, _)| n.clone())
-                    .collect::<Vec<_>>()
-            }) {
-                Ok((d, _)) => d,
+        self.streamed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        // The state is held (locked) for the whole run: counters are added
+        // to each record as it goes out.
+        let mut locked = match &self.state {
+            Some(path) => match crate::state::Locked::<HttpState>::open(path) {
+                Ok(l) => Some(l),
                 Err(e) => return vec![Record::new(super::CHECK, "", Status::Unknown, e)],
             },
+            None => None,
+        };
+        let disabled: Vec<String> = match &locked {
+            Some(l) if self.only.is_empty() => l
+                .value
+                .targets
+                .iter()
+                .filter(|(_, t)| t.disabled)
+                .map(|(n, _)| n.clone())
+                .collect(),
             _ => Vec::new(),
         };
         let chosen: Vec<&Target> = all
@@ -855,20 +869,36 @@ impl Args {
                 }
             })
             .collect();
-        let mut records = targets::run_all(&chosen, ctx, self.concurrency);
-        if self.state.is_some() {
-            let result = self.with_state(|s| {
-                for r in records.iter_mut() {
+        let state = Mutex::new(locked.as_mut().map(|l| &mut l.value));
+        let kept = Mutex::new(Vec::new());
+        targets::run_all_in_order(&chosen, ctx, self.concurrency, &|mut chunk: Vec<Record>| {
+            if let Some(s) = state.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                for r in chunk.iter_mut() {
                     let stats = s.targets.entry(r.name.clone()).or_default();
                     stats.update(r);
                     stats.annotate(r);
                 }
-            });
-            let notes = match result {
-                Ok(((), notes)) => notes,
-                Err(e) => vec![e],
-            };
-            self.state_notes(notes, &mut records);
+            }
+            let names: Vec<String> = chunk.iter().map(|r| r.name.clone()).collect();
+            let left = ctx.emit_now(chunk);
+            if left.is_empty() {
+                // Out already: a deadline backstop must not report them again.
+                self.streamed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(names);
+            }
+            kept.lock().unwrap_or_else(|p| p.into_inner()).extend(left);
+        });
+        let mut records = kept.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut l) = locked {
+            let mut notes: Vec<String> = l.warning.take().into_iter().collect();
+            if let Err(e) = l.save() {
+                notes.push(e);
+            }
+            let mut extra = Vec::new();
+            self.state_notes(notes, &mut extra);
+            records.extend(ctx.emit_now(extra));
         }
         records
     }
@@ -1079,11 +1109,14 @@ impl Tool for Args {
         };
         match &self.mode {
             Some(Mode::One(spec)) => vec![one(spec.display_name(), &spec.url)],
-            Some(Mode::Many(all)) => all
-                .iter()
-                .filter(|t| t.enabled && (self.only.is_empty() || self.only.contains(&t.name)))
-                .map(|t| one(&t.name, &t.spec.url))
-                .collect(),
+            Some(Mode::Many(all)) => {
+                let streamed = self.streamed.lock().unwrap_or_else(|p| p.into_inner());
+                all.iter()
+                    .filter(|t| t.enabled && (self.only.is_empty() || self.only.contains(&t.name)))
+                    .filter(|t| !streamed.contains(&t.name))
+                    .map(|t| one(&t.name, &t.spec.url))
+                    .collect()
+            }
             _ => vec![one("probe-http", "")],
         }
     }

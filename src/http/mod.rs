@@ -130,7 +130,7 @@ pub struct Spec {
     /// A deadline of its own, inside the run's.
     pub timeout: Option<Duration>,
     /// Keystone authentication, and where in the catalog the URL comes from.
-    pub openstack: Option<auth::OpenStack>,
+    pub openstack: Option<Box<auth::OpenStack>>,
 }
 
 // By hand: the headers may carry credentials or a token.

@@ -593,10 +593,34 @@ pub fn load_skypunch(file: &Path) -> Result<Vec<Target>, UsageError> {
 /// deadline. Records come back in the targets' order; a target not started
 /// before the deadline gets a record that says so.
 pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Record> {
+    let out = Mutex::new(Vec::with_capacity(targets.len()));
+    run_all_in_order(targets, ctx, concurrency, &|chunk| {
+        out.lock().unwrap_or_else(|p| p.into_inner()).extend(chunk);
+    });
+    out.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// [`run_all`], handing records to `ready` as soon as they can go out in
+/// the targets' order (every earlier target done), so a run over thousands
+/// of targets need not hold every record until the end. `ready` is called
+/// under a lock, one call at a time, in order.
+pub fn run_all_in_order(
+    targets: &[&Target],
+    ctx: &Context,
+    concurrency: usize,
+    ready: &(dyn Fn(Vec<Record>) + Sync),
+) {
+    struct Ordered {
+        results: Vec<Option<Record>>,
+        next: usize,
+    }
     let total = targets.len();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; total]);
+    let ordered = Mutex::new(Ordered {
+        results: vec![None; total],
+        next: 0,
+    });
     let workers = concurrency.clamp(1, total.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -607,7 +631,23 @@ pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Re
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(target) = targets.get(i) else { break };
                 let record = super::auth::probe(&target.spec, ctx);
-                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(record);
+                {
+                    let mut o = ordered.lock().unwrap_or_else(|p| p.into_inner());
+                    o.results[i] = Some(record);
+                    let mut chunk = Vec::new();
+                    while o.next < total {
+                        let at = o.next;
+                        match o.results[at].take() {
+                            Some(r) => chunk.push(r),
+                            None => break,
+                        }
+                        o.next += 1;
+                    }
+                    if !chunk.is_empty() {
+                        // Still under the lock: chunks go out in order.
+                        ready(chunk);
+                    }
+                }
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 ctx.progress(n, total);
             };
@@ -620,11 +660,12 @@ pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Re
             }
         }
     });
-    ctx.progress(total, total);
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    results
-        .into_iter()
-        .zip(targets)
+    let mut o = ordered.into_inner().unwrap_or_else(|p| p.into_inner());
+    let start = o.next;
+    let rest: Vec<Record> = o
+        .results
+        .drain(start..)
+        .zip(&targets[start..])
         .map(|(r, t)| {
             r.unwrap_or_else(|| {
                 let mut r = Record::new(
@@ -638,7 +679,10 @@ pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Re
                 r
             })
         })
-        .collect()
+        .collect();
+    if !rest.is_empty() {
+        ready(rest);
+    }
 }
 
 /// Skypunch's counters for one target.
