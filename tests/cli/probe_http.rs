@@ -1211,3 +1211,62 @@ fn a_chain_verified_once_is_not_trusted_for_another_name() {
         records[2].summary
     );
 }
+
+#[test]
+fn targets_records_go_out_before_the_run_ends() {
+    // t2 is held until the test has seen t1's record: so t1's record was
+    // printed while the run was still going, and in the file's order.
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hold = Arc::clone(&release);
+    let srv = http_server(Arc::new(move |req: &Request, stream: &mut dyn Stream| {
+        if req.path == "/held" {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !hold.load(std::sync::atomic::Ordering::SeqCst)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        respond(stream, 200, &[], b"ok");
+    }));
+    let dir = TempDir::new("streamed");
+    let file = dir.write(
+        "t.toml",
+        &format!(
+            "[[target]]\nname = \"t1\"\nurl = \"{}\"\n\n[[target]]\nname = \"t2\"\nurl = \"{}\"\n\n[[target]]\nname = \"t3\"\nurl = \"{}\"\n",
+            srv.url("/fast"),
+            srv.url("/held"),
+            srv.url("/fast")
+        ),
+    );
+    let mut child = std::process::Command::new(PROBE_HTTP)
+        .args(["--targets", &file, "--concurrency", "3", "-t", "30"])
+        .env_remove("SKYPROBE_FORMAT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("probe-http");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
+    let first: skyprobe::report::Record =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("record");
+    assert_eq!(first.name, "t1");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run is still going"
+    );
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rest: Vec<String> = lines
+        .map(|l| {
+            let r: skyprobe::report::Record =
+                serde_json::from_str(&l.expect("read")).expect("record");
+            r.name
+        })
+        .collect();
+    assert_eq!(
+        rest,
+        ["t2", "t3"],
+        "t3 finished early but waits for t2: file order"
+    );
+    assert!(child.wait().expect("wait").success());
+}
