@@ -75,21 +75,8 @@ impl<S: Serialize + DeserializeOwned + Default> Locked<S> {
     /// is renamed to `FILE.corrupt-<unix time>` and reported, never silently
     /// reset.
     pub fn open(path: &Path) -> Result<Locked<S>, String> {
-        let lock_path = sibling(path, ".lock");
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| {
-                format!(
-                    "--state {}: cannot open lock file {}: {e}",
-                    path.display(),
-                    lock_path.display()
-                )
-            })?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| format!("--state {}: cannot lock: {e}", path.display()))?;
+        let lock = lock_exclusive(&sibling(path, ".lock"))
+            .map_err(|e| format!("--state {}: {e}", path.display()))?;
         let mut warning = None;
         let value = match fs::read(path) {
             Ok(bytes) => match serde_json::from_slice::<S>(&bytes) {
@@ -162,7 +149,57 @@ pub fn note_record(check: &str, path: &Path, note: String) -> crate::report::Rec
     r
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+/// Take an exclusive lock on `lock_path` (created if missing), waiting for
+/// whoever holds it; the lock lasts as long as the returned value.
+pub fn lock_exclusive(lock_path: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(|e| format!("cannot open lock file {}: {e}", lock_path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))
+}
+
+/// [`update`] for a check whose work yields records: the records, with a
+/// note for each state-file problem, or one UNKNOWN record when the state
+/// cannot be had at all.
+pub fn update_records<S>(
+    check: &str,
+    path: &Path,
+    f: impl FnOnce(&mut S) -> Vec<crate::report::Record>,
+) -> Vec<crate::report::Record>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    match update(path, f) {
+        Err(msg) => vec![crate::report::Record::new(
+            check,
+            &path.display().to_string(),
+            crate::report::Status::Unknown,
+            msg,
+        )],
+        Ok((mut records, notes)) => {
+            records.extend(notes.into_iter().map(|n| note_record(check, path, n)));
+            records
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a hash that is the same in every run (unlike the
+/// standard library's), for file names and ids. Not for secrets.
+pub fn fnv(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// `path` with `suffix` added to its file name (`state.json` + `.lock`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())

@@ -282,22 +282,7 @@ impl Args {
             None => f(&mut self.memory.lock().unwrap_or_else(|p| p.into_inner())),
             Some(path) => {
                 self.at("locking the state file");
-                match crate::state::update(path, f) {
-                    Err(msg) => vec![Record::new(
-                        CHECK,
-                        &path.display().to_string(),
-                        Status::Unknown,
-                        msg,
-                    )],
-                    Ok((mut records, notes)) => {
-                        records.extend(
-                            notes
-                                .into_iter()
-                                .map(|n| crate::state::note_record(CHECK, path, n)),
-                        );
-                        records
-                    }
-                }
+                crate::state::update_records(CHECK, path, f)
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -277,15 +277,6 @@ fn parse_m_of_n(text: &str) -> Result<(u32, u32), String> {
         return Err(format!("{text:?}: want 1 <= M <= N"));
     }
     Ok((m, n))
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(suffix);
-    path.with_file_name(name)
 }
 
 fn secret_from(
@@ -811,14 +802,16 @@ impl Tool for Args {
         } else {
             config.key.clone().unwrap_or_else(input::default_key)
         };
-        let spool_dir = self
-            .spool
-            .clone()
-            .or_else(|| self.state.as_ref().map(|s| sibling(s, ".spool")));
-        let history = self
-            .history
-            .clone()
-            .or_else(|| self.state.as_ref().map(|s| sibling(s, ".history.jsonl")));
+        let spool_dir = self.spool.clone().or_else(|| {
+            self.state
+                .as_ref()
+                .map(|s| crate::state::sibling(s, ".spool"))
+        });
+        let history = self.history.clone().or_else(|| {
+            self.state
+                .as_ref()
+                .map(|s| crate::state::sibling(s, ".history.jsonl"))
+        });
         self.prepared = Some(Prepared {
             notifier: Notifier {
                 base,
@@ -903,7 +896,7 @@ pub fn history_main(args: Vec<OsString>) -> ExitCode {
     };
     let path = match (&a.history, &a.state) {
         (Some(h), _) => h.clone(),
-        (None, Some(s)) => sibling(s, ".history.jsonl"),
+        (None, Some(s)) => crate::state::sibling(s, ".history.jsonl"),
         (None, None) => return fail("give --state FILE or --history FILE".into()),
     };
     let text = match std::fs::read_to_string(&path) {

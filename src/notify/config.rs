@@ -447,7 +447,7 @@ mod tests {
     fn write(text: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("skyprobe-notify-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let p = dir.join(format!("{:x}.toml", crate::notify::fnv(text)));
+        let p = dir.join(format!("{:x}.toml", crate::state::fnv(text)));
         std::fs::write(&p, text).expect("write");
         p
     }

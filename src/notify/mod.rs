@@ -33,17 +33,6 @@ use spool::{Delivery, Item, Outcome, Spool};
 /// The `check` field of notify's records.
 pub const CHECK: &str = "notify";
 
-/// FNV-1a, 64 bits: a stable hash for alarm keys (the same in every run,
-/// unlike the standard library's).
-pub fn fnv(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// Unix seconds now.
 pub fn unix_now() -> f64 {
     SystemTime::now()
@@ -298,7 +287,7 @@ impl Notifier {
         now: f64,
         since: f64,
     ) -> Alert {
-        let key_hash = format!("{:016x}", fnv(key));
+        let key_hash = format!("{:016x}", crate::state::fnv(key));
         Alert {
             id: format!("{key_hash}-{}", t.seq),
             key: key.to_string(),

@@ -95,14 +95,8 @@ impl Spool {
             .mode(0o700)
             .create(dir)
             .map_err(say)?;
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".lock"))
-            .map_err(say)?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| format!("spool {}: cannot lock: {e}", dir.display()))?;
+        let lock = crate::state::lock_exclusive(&dir.join(".lock"))
+            .map_err(|e| format!("spool {}: {e}", dir.display()))?;
         let mut items = Vec::new();
         let mut notes = Vec::new();
         let mut names: Vec<PathBuf> = fs::read_dir(dir)

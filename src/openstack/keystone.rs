@@ -111,16 +111,6 @@ struct Cached {
 /// Tokens are reused until this long before they expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
-/// FNV-1a: a stable file name for an identity (not a secret: no password in it).
-fn fnv(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// Where tokens are cached: `SKYPROBE_CACHE_DIR`, `$XDG_CACHE_HOME/skyprobe`,
 /// `$HOME/.cache/skyprobe`, or `/tmp/skyprobe-UID` when a plugin runs with
 /// no HOME (Nagios runs plugins with only PATH set).
@@ -308,7 +298,10 @@ pub fn agent(cloud: &Cloud, timeout: Duration) -> ureq::Agent {
 impl Keystone {
     fn cache_file(&self) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        Some(dir.join(format!("token-{:016x}.json", fnv(&self.cloud.identity()))))
+        Some(dir.join(format!(
+            "token-{:016x}.json",
+            crate::state::fnv(&self.cloud.identity())
+        )))
     }
 
     fn read_cache(&self) -> Option<Token> {

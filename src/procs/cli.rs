@@ -266,24 +266,11 @@ impl Args {
                 let mut state = self.memory.lock().unwrap_or_else(|p| p.into_inner());
                 sup.run(entries, &mut state, ctx)
             }
-            Some(path) => match crate::state::update(path, |state: &mut SupervisorState| {
-                sup.run(entries, state, ctx)
-            }) {
-                Err(msg) => vec![Record::new(
-                    super::CHECK,
-                    &path.display().to_string(),
-                    Status::Unknown,
-                    msg,
-                )],
-                Ok((mut records, notes)) => {
-                    records.extend(
-                        notes
-                            .into_iter()
-                            .map(|n| crate::state::note_record(super::CHECK, path, n)),
-                    );
-                    records
-                }
-            },
+            Some(path) => {
+                crate::state::update_records(super::CHECK, path, |state: &mut SupervisorState| {
+                    sup.run(entries, state, ctx)
+                })
+            }
         }
     }
 }
