@@ -382,7 +382,18 @@ impl Args {
                         .map(|a| super::event_record(&a.uuid, &a.name, &a.kind, &policy))
                         .collect();
                     out.extend(ctx.emit_now(records));
-                    // Keep what a resync after a lost connection compares with.
+                    // Keep what a resync after a lost connection compares
+                    // with: first from the events themselves, since the
+                    // daemon may be gone before it can be asked; then from
+                    // a fresh look when it answers.
+                    if let Some(known) = last_known.as_mut() {
+                        model::apply_events(
+                            known,
+                            arrived
+                                .iter()
+                                .map(|a| (a.uuid.as_str(), a.name.as_str(), &a.kind)),
+                        );
+                    }
                     if let Ok(all) = conn.snapshot() {
                         last_known = Some(all);
                     }

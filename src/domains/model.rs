@@ -524,6 +524,31 @@ pub fn change_named(state: State, reason: &str) -> Option<EventKind> {
     })
 }
 
+/// Bring `known` up to date with events, by the state each lifecycle event
+/// leaves its domain in. Other events say nothing about the state.
+pub fn apply_events<'a>(
+    known: &mut Vec<Seen>,
+    events: impl IntoIterator<Item = (&'a str, &'a str, &'a EventKind)>,
+) {
+    for (uuid, name, kind) in events {
+        let Some((state, reason)) = kind.implied_state() else {
+            continue;
+        };
+        match known.iter_mut().find(|s| s.uuid == uuid) {
+            Some(s) => {
+                s.state = state;
+                s.reason = reason;
+            }
+            None => known.push(Seen {
+                uuid: uuid.to_string(),
+                name: name.to_string(),
+                state,
+                reason,
+            }),
+        }
+    }
+}
+
 /// What changed between two looks at the same host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -770,6 +795,35 @@ mod tests {
             Status::Critical
         );
         assert_eq!(EventKind::Reboot.severity(&p), Status::Ok);
+    }
+
+    #[test]
+    fn events_update_what_was_last_seen() {
+        let mut known = vec![seen("a", State::Running, "booted")];
+        let destroyed = EventKind::Lifecycle {
+            event: 5,
+            detail: 1,
+        };
+        let reboot = EventKind::Reboot;
+        let started = EventKind::Lifecycle {
+            event: 2,
+            detail: 0,
+        };
+        apply_events(
+            &mut known,
+            [
+                ("a", "vm-a", &destroyed),
+                ("a", "vm-a", &reboot),
+                ("b", "vm-b", &started),
+            ],
+        );
+        assert_eq!(
+            known,
+            vec![
+                seen("a", State::Shutoff, "destroyed"),
+                seen("b", State::Running, "booted")
+            ]
+        );
     }
 
     #[test]
