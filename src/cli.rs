@@ -186,6 +186,10 @@ pub trait Tool: Parser + Send + Sync + 'static {
         Ok(())
     }
 
+    /// What the command line gave explicitly (not by default), for a tool
+    /// whose flags combine with a file's. Called once, after parsing.
+    fn given(&mut self, _matches: &clap::ArgMatches) {}
+
     /// One round of the check.
     fn run(&self, ctx: &Context) -> Vec<Record>;
 
@@ -238,8 +242,14 @@ fn usage_error<T: Tool>(message: &str, format: Option<Format>) -> ExitCode {
 /// Parse arguments with skyprobe's exit codes: help and version exit 0,
 /// every usage error exits 3 (clap's own 2 would read as CRITICAL).
 pub fn parse<T: Tool>(args: Vec<OsString>) -> Result<T, ExitCode> {
-    match T::try_parse_from(&args) {
-        Ok(t) => Ok(t),
+    let parsed = T::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| T::from_arg_matches(&m).map(|t| (t, m)));
+    match parsed {
+        Ok((mut t, matches)) => {
+            t.given(&matches);
+            Ok(t)
+        }
         Err(e) => {
             use clap::error::ErrorKind;
             match e.kind() {

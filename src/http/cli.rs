@@ -225,6 +225,13 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "VERSION", default_value = "1.2")]
     pub tls_min: TlsVersion,
 
+    /// A full TLS handshake on every connection. By default a connection
+    /// resumes the TLS session of an earlier one to the same host and port
+    /// in the same round, whose full handshake verified the certificate;
+    /// the next round starts over.
+    #[arg(long)]
+    pub no_tls_resume: bool,
+
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -294,7 +301,8 @@ pub struct Args {
     pub no_token_cache: bool,
 
     /// Probe every target of a TOML targets file ([defaults] and [[target]] tables whose
-    /// keys are these long options, plus name, url, labels, timeout, enabled).
+    /// keys are these long options, plus name, url, labels, timeout, enabled). Probe
+    /// options on the command line apply to every target, over the file's own.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip", "targets_csv"], help_heading = "Many targets")]
     pub targets: Option<PathBuf>,
 
@@ -353,6 +361,10 @@ pub struct Args {
 
     #[arg(skip)]
     mode: Option<Mode>,
+    /// Probe options given on the command line with a targets file, as
+    /// words: they apply to every target, over the file's own.
+    #[arg(skip)]
+    given_words: Vec<String>,
     /// Names of the targets whose records already went out this round.
     #[arg(skip)]
     streamed: std::sync::Arc<Mutex<std::collections::HashSet<String>>>,
@@ -715,6 +727,7 @@ impl Args {
                 client_key: self.client_key.clone(),
                 sni: self.sni.clone().filter(|s| !s.is_empty()),
                 tls13_only: self.tls_min == TlsVersion::V1_3,
+                resume: !self.no_tls_resume,
             },
             overrides,
             family: if self.ipv4 {
@@ -741,7 +754,7 @@ impl Args {
             || spec.tls.ca_file.is_some()
             || spec.tls.client_cert.is_some()
         {
-            super::tls_config(&spec.tls, &super::conn::Recorder::default())?;
+            super::tls_config(&spec.tls)?;
         }
         Ok(spec)
     }
@@ -807,10 +820,13 @@ impl Args {
     }
 
     fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
+        if self.targets.is_some() || self.targets_csv.is_some() || self.targets_skypunch.is_some() {
+            targets::check_given(&self.given_words)?;
+        }
         match (&self.targets, &self.targets_csv, &self.targets_skypunch) {
-            (Some(f), _, _) => targets::load_toml(f).map(Some),
-            (None, Some(f), _) => targets::load_csv(f).map(Some),
-            (None, None, Some(f)) => targets::load_skypunch(f).map(Some),
+            (Some(f), _, _) => targets::load_toml(f, &self.given_words).map(Some),
+            (None, Some(f), _) => targets::load_csv(f, &self.given_words).map(Some),
+            (None, None, Some(f)) => targets::load_skypunch(f, &self.given_words).map(Some),
             (None, None, None) => Ok(None),
         }
     }
@@ -1004,6 +1020,10 @@ impl Tool for Args {
         &self.common
     }
 
+    fn given(&mut self, matches: &clap::ArgMatches) {
+        self.given_words = targets::given_words(matches);
+    }
+
     fn prepare(&mut self) -> Result<(), UsageError> {
         let all = self.load_targets()?;
         let needs_file =
@@ -1064,6 +1084,7 @@ impl Tool for Args {
     }
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
+        super::new_tls_round();
         match &self.mode {
             Some(Mode::One(spec)) if spec.openstack.as_ref().is_some_and(|o| o.all_endpoints) => {
                 super::auth::sweep(spec, ctx, self.concurrency)

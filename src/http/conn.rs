@@ -2,15 +2,20 @@
 //! connector traits, hence the `~3.5` pin): they time every phase of a probe
 //! and keep the peer's certificate chain, without forking the crate.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ClientSessionMemoryCache, Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme,
+    StreamOwned,
+};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport, TransportAdapter,
@@ -72,6 +77,8 @@ pub struct Phases {
     pub tls_version: Option<String>,
     /// Negotiated cipher suite.
     pub tls_cipher: Option<String>,
+    /// The handshake resumed a session of this round instead of a full one.
+    pub tls_resumed: bool,
     /// The chain the server presented, leaf first (kept even when
     /// verification fails, so expiry can still be reported).
     pub chain: Vec<CertInfo>,
@@ -338,6 +345,92 @@ pub struct TlsStep {
     pub config: Arc<ClientConfig>,
     /// Server name to send and verify instead of the URL's host.
     pub sni: Option<String>,
+    /// Resume a session this round already made with the same origin.
+    pub resume: bool,
+}
+
+thread_local! {
+    /// The recorder of the handshake running on this thread. The verifier is
+    /// one object shared by every probe with the same TLS settings (rustls
+    /// resumes a session only under the verifier that made it); what it
+    /// records belongs to the probe whose handshake calls it, always on the
+    /// calling thread.
+    static HANDSHAKE: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+}
+
+/// Marks this thread's handshake as the given probe's until dropped.
+struct HandshakeScope;
+
+impl HandshakeScope {
+    fn enter(recorder: &Recorder) -> HandshakeScope {
+        HANDSHAKE.with(|h| *h.borrow_mut() = Some(recorder.clone()));
+        HandshakeScope
+    }
+}
+
+impl Drop for HandshakeScope {
+    fn drop(&mut self) {
+        HANDSHAKE.with(|h| *h.borrow_mut() = None);
+    }
+}
+
+/// Run `f` on the recorder of the handshake in progress on this thread.
+fn with_handshake(f: impl FnOnce(&mut Phases)) {
+    HANDSHAKE.with(|h| {
+        if let Some(r) = h.borrow().as_ref() {
+            f(&mut r.lock());
+        }
+    });
+}
+
+/// Origins with sessions kept at most; past that the sessions start over
+/// (a fleet usually has a handful of origins).
+const SESSION_ORIGINS: usize = 256;
+
+/// Where a session may be offered again: the same TLS settings, server
+/// name and port, and the same address connected to. Another port of the
+/// host, or another backend reached with `--connect-to`, makes its own
+/// full handshake and shows its own certificate.
+type Origin = (usize, String, u16, Option<SocketAddr>);
+
+/// One origin's configuration: the shared one plus a session store of its own.
+type OriginConfigs = HashMap<Origin, (Arc<ClientConfig>, Arc<ClientConfig>)>;
+
+fn origin_configs() -> MutexGuard<'static, OriginConfigs> {
+    static MAP: OnceLock<Mutex<OriginConfigs>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// `config` with the session store of an origin, made on first use.
+fn for_origin(
+    config: &Arc<ClientConfig>,
+    host: &str,
+    port: u16,
+    peer: Option<SocketAddr>,
+) -> Arc<ClientConfig> {
+    let key = (Arc::as_ptr(config) as usize, host.to_string(), port, peer);
+    let mut map = origin_configs();
+    if let Some((_, origin)) = map.get(&key) {
+        return Arc::clone(origin);
+    }
+    if map.len() >= SESSION_ORIGINS {
+        map.clear();
+    }
+    let mut own = ClientConfig::clone(config);
+    own.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(4)));
+    let own = Arc::new(own);
+    // The shared configuration is kept alive with it, so its address (in
+    // the key) cannot be reused by another while the entry exists.
+    map.insert(key, (Arc::clone(config), Arc::clone(&own)));
+    own
+}
+
+/// Forget every TLS session: called at the start of each round, so each
+/// round verifies every origin's certificate afresh with a full handshake.
+pub fn forget_tls_sessions() {
+    origin_configs().clear();
 }
 
 impl Connector<Box<dyn Transport>> for TlsStep {
@@ -373,7 +466,14 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                 return Err(ureq::Error::Tls("invalid TLS server name"));
             }
         };
-        let mut conn = match ClientConnection::new(Arc::clone(&self.config), name) {
+        let config = if self.resume {
+            let port = details.uri.port_u16().unwrap_or(443);
+            let peer = self.recorder.lock().peer;
+            for_origin(&self.config, &host, port, peer)
+        } else {
+            Arc::clone(&self.config)
+        };
+        let mut conn = match ClientConnection::new(config, name) {
             Ok(c) => c,
             Err(e) => {
                 fail(e.to_string());
@@ -382,6 +482,7 @@ impl Connector<Box<dyn Transport>> for TlsStep {
         };
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(details.timeout);
+        let scope = HandshakeScope::enter(&self.recorder);
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut sock) {
                 let verify = self.recorder.lock().verify_error.clone();
@@ -405,8 +506,21 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                 });
             }
         }
+        drop(scope);
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        // A resumed handshake presents no certificate: the chain is the one
+        // verified by the full handshake that made the session, this round.
+        let chain = if resumed {
+            conn.peer_certificates().map(chain_of)
+        } else {
+            None
+        };
         {
             let mut rec = self.recorder.lock();
+            rec.tls_resumed = resumed;
+            if let Some(chain) = chain {
+                rec.chain = chain;
+            }
             rec.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
             rec.tls_cipher = conn
                 .negotiated_cipher_suite()
@@ -415,9 +529,10 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                 took: start.elapsed(),
                 ok: true,
                 detail: format!(
-                    "{} {}",
+                    "{} {}{}",
                     rec.tls_version.as_deref().unwrap_or("?"),
-                    rec.tls_cipher.as_deref().unwrap_or("?")
+                    rec.tls_cipher.as_deref().unwrap_or("?"),
+                    if resumed { ", session resumed" } else { "" }
                 ),
             });
         }
@@ -600,15 +715,26 @@ impl Transport for TimedTransport {
 }
 
 /// Verifies like rustls' WebPKI verifier (or not at all with `--insecure`),
-/// but first records the presented chain, and records why it failed.
+/// but first records the presented chain, and records why it failed, in
+/// the recorder of the handshake running on the calling thread.
 #[derive(Debug)]
 pub struct RecordingVerifier {
     /// The real verifier; `None` with `--insecure`.
     pub inner: Option<Arc<WebPkiServerVerifier>>,
     /// The crypto provider (for signature checks when `inner` is `None`).
     pub provider: Arc<CryptoProvider>,
-    /// Where the chain goes.
-    pub recorder: Recorder,
+}
+
+impl RecordingVerifier {
+    fn memo_id(&self) -> usize {
+        self.inner.as_ref().map_or(0, |v| Arc::as_ptr(v) as usize)
+    }
+}
+
+/// The parsed chain of a resumed session (rustls keeps the certificates
+/// the full handshake verified with the session).
+fn chain_of(certs: &[CertificateDer<'_>]) -> Vec<CertInfo> {
+    certs.iter().filter_map(|c| cert_info(c.as_ref())).collect()
 }
 
 /// What identifies one chain verification: the verifier (its roots), the
@@ -673,19 +799,15 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let key = ChainKey::new(
-            self.inner.as_ref().map_or(0, |v| Arc::as_ptr(v) as usize),
-            end_entity,
-            intermediates,
-            server_name,
-        );
+        let key = ChainKey::new(self.memo_id(), end_entity, intermediates, server_name);
         // A chain this process already verified for this name with these
         // roots, and still inside every certificate's validity: the answer
         // cannot have changed. The handshake's own signature is still
         // checked, every time, in verify_tls1*_signature.
         if let Some((until, chain)) = verified_chains().get(&key) {
             if i64::try_from(now.as_secs()).unwrap_or(i64::MAX) < *until {
-                self.recorder.lock().chain = chain.clone();
+                let chain = chain.clone();
+                with_handshake(|p| p.chain = chain);
                 return Ok(ServerCertVerified::assertion());
             }
         }
@@ -693,14 +815,14 @@ impl ServerCertVerifier for RecordingVerifier {
             .chain(intermediates.iter())
             .filter_map(|c| cert_info(c.as_ref()))
             .collect();
-        self.recorder.lock().chain = chain.clone();
+        with_handshake(|p| p.chain = chain.clone());
         let Some(inner) = &self.inner else {
             return Ok(ServerCertVerified::assertion());
         };
         let verified = inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|e| {
-                self.recorder.lock().verify_error = Some(verify_error_text(e));
+                with_handshake(|p| p.verify_error = Some(verify_error_text(e)));
             })?;
         // Only a chain whose every certificate was understood is remembered.
         if chain.len() == 1 + intermediates.len() {

@@ -72,6 +72,8 @@ pub struct TlsOptions {
     pub sni: Option<String>,
     /// Only TLS 1.3.
     pub tls13_only: bool,
+    /// Resume a TLS session made with the same origin earlier in the round.
+    pub resume: bool,
 }
 
 /// A fully validated probe: everything a request needs, no flag left to parse.
@@ -165,7 +167,11 @@ impl Spec {
 
 /// Build the rustls client configuration for a spec. Errors are usage errors
 /// (an unreadable CA file or key is the operator's to fix).
-pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientConfig>, UsageError> {
+pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
+    let key = tls.config_key();
+    if let Some(config) = lock_configs().get(&key) {
+        return Ok(Arc::clone(config));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if tls.tls13_only {
         &[&rustls::version::TLS13]
@@ -215,7 +221,6 @@ pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientCon
     let verifier = Arc::new(conn::RecordingVerifier {
         inner,
         provider: Arc::clone(&provider),
-        recorder: recorder.clone(),
     });
     let builder = builder
         .dangerous()
@@ -244,7 +249,56 @@ pub fn tls_config(tls: &TlsOptions, recorder: &Recorder) -> Result<Arc<ClientCon
         (None, Some(_)) => return Err(UsageError::new("--client-key needs --client-cert")),
         (None, None) => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(config))
+    let mut config = config;
+    // Sessions are kept per origin and per round (conn::TlsStep), never in
+    // the shared configuration itself.
+    config.resumption = rustls::client::Resumption::disabled();
+    let config = Arc::new(config);
+    lock_configs().insert(key, Arc::clone(&config));
+    Ok(config)
+}
+
+/// What makes two probes' TLS configurations the same.
+type ConfigKey = (
+    bool,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    Option<PathBuf>,
+    bool,
+);
+
+impl TlsOptions {
+    fn config_key(&self) -> ConfigKey {
+        (
+            self.insecure,
+            self.ca_file.clone(),
+            self.client_cert.clone(),
+            self.client_key.clone(),
+            self.tls13_only,
+        )
+    }
+}
+
+/// TLS configurations of this round by their settings: one verifier per
+/// set of settings is what lets rustls resume a session (it resumes only
+/// under the verifier that made it), and the client key is read once.
+fn lock_configs(
+) -> std::sync::MutexGuard<'static, std::collections::HashMap<ConfigKey, Arc<ClientConfig>>> {
+    static CONFIGS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<ConfigKey, Arc<ClientConfig>>>,
+    > = std::sync::OnceLock::new();
+    CONFIGS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Start a new round: TLS sessions and configurations are forgotten, so
+/// every origin's certificate is verified again by a full handshake, and
+/// a client key or CA file replaced since the last round is read again.
+pub fn new_tls_round() {
+    lock_configs().clear();
+    conn::forget_tls_sessions();
 }
 
 type VerifierCache = std::collections::HashMap<Option<PathBuf>, Arc<WebPkiServerVerifier>>;
@@ -312,7 +366,7 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     let recorder = Recorder::default();
     let needs_tls = spec.url.starts_with("https://") || spec.on_redirect == OnRedirect::Follow;
     let tls = if needs_tls {
-        match tls_config(&spec.tls, &recorder) {
+        match tls_config(&spec.tls) {
             Ok(c) => Some(c),
             Err(e) => {
                 record.status = Status::Unknown;
@@ -450,6 +504,7 @@ fn build_agent(
                 recorder: recorder.clone(),
                 config: config_tls,
                 sni: spec.tls.sni.clone(),
+                resume: spec.tls.resume,
             };
             let chain = ConnectProxyConnector::default()
                 .chain(tcp)
@@ -722,6 +777,7 @@ fn evaluate(
     }
     if let Some(v) = &p.tls_cipher {
         record.detail("tls_cipher", v.clone());
+        record.detail("tls_resumed", p.tls_resumed);
     }
     if hops.len() > 1 {
         record.detail("redirects", hops.len() - 1);

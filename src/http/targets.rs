@@ -43,6 +43,7 @@ const RUN_ONLY: &[&str] = &[
     "timeout",
     "targets",
     "targets-csv",
+    "targets-skypunch",
     "os-endpoints",
     "only",
     "state",
@@ -63,6 +64,58 @@ fn option_names() -> Vec<String> {
         .filter_map(|a| a.get_long().map(str::to_string))
         .filter(|l| !RUN_ONLY.contains(&l.as_str()))
         .collect()
+}
+
+/// The probe options the command line gave explicitly, as the words a
+/// target's table turns into: with a targets file they apply to every
+/// target ("this run, --insecure"), instead of being silently ignored.
+pub fn given_words(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::parser::ValueSource;
+    let mut words = Vec::new();
+    let mut command = Args::command();
+    command.build();
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if arg.is_positional() || matches.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let flag = match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) if RUN_ONLY.contains(&long) => continue,
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => continue,
+        };
+        let takes_values = arg.get_num_args().is_some_and(|n| n.takes_values());
+        if !takes_values {
+            words.push(flag);
+            continue;
+        }
+        for value in matches.get_raw(id).into_iter().flatten() {
+            let value = value.to_string_lossy();
+            words.push(if flag.starts_with("--") {
+                format!("{flag}={value}")
+            } else {
+                format!("{flag}{value}")
+            });
+        }
+    }
+    words
+}
+
+/// Check the command line's probe options on their own, so a bad one is
+/// reported as the command line's, not as the first target's.
+pub fn check_given(given: &[String]) -> Result<(), UsageError> {
+    if given.is_empty() {
+        return Ok(());
+    }
+    let words = std::iter::once("probe-http")
+        .chain(given.iter().map(String::as_str))
+        .chain(std::iter::once("http://127.0.0.1/"));
+    let args = Args::command()
+        .try_get_matches_from(words)
+        .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m))
+        .map_err(|e| UsageError::new(crate::cli::clap_one_line(&e.to_string())))?;
+    args.to_spec().map(|_| ())
 }
 
 /// Line of the `n`th `[[target]]` (0-based) and of `key` inside it.
@@ -201,7 +254,7 @@ fn table_words(
 
 /// Read a TOML targets file: `[defaults]` and `[[target]]` tables whose keys
 /// are probe-http's long options.
-pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
+pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| UsageError::new(format!("--targets {}: {e}", file.display())))?;
     let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
@@ -270,7 +323,7 @@ pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
         }
     };
     let mut targets = Vec::with_capacity(list.len());
-    let mut parser = Parser::new();
+    let mut parser = Parser::new(given);
     for (i, item) in list.iter().enumerate() {
         let table = item.as_table().ok_or_else(|| {
             UsageError::new(format!(
@@ -308,13 +361,18 @@ pub fn load_toml(file: &Path) -> Result<Vec<Target>, UsageError> {
 /// URL, and clap's parse is most of the cost of loading one.
 struct Parser {
     command: clap::Command,
+    /// The command line's probe options, after each target's own.
+    given: Vec<String>,
     parsed: std::collections::HashMap<Vec<String>, Args>,
 }
 
 impl Parser {
-    fn new() -> Parser {
+    fn new(given: &[String]) -> Parser {
         Parser {
-            command: Args::command(),
+            // A value given again replaces the earlier one, so the command
+            // line's (last) wins over the file's; lists add up.
+            command: Args::command().args_override_self(true),
+            given: given.to_vec(),
             parsed: std::collections::HashMap::new(),
         }
     }
@@ -336,6 +394,8 @@ fn build(
             line()
         ))
     };
+    let mut words = words;
+    words.extend(parser.given.iter().cloned());
     let mut args = match parser.parsed.get(&words) {
         Some(a) => a.clone(),
         None => {
@@ -393,7 +453,7 @@ fn finish(file: &Path, targets: Vec<Target>) -> Result<Vec<Target>, UsageError> 
 /// `name` and `url` are required; any other column is a probe-http long
 /// option (or `labels` as `k=v;k=v`, `timeout`, `enabled`); an empty cell
 /// leaves the option unset.
-pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
+pub fn load_csv(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(file)
@@ -420,7 +480,7 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
         )));
     }
     let mut targets = Vec::new();
-    let mut parser = Parser::new();
+    let mut parser = Parser::new(given);
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
         let row = row.map_err(|e| UsageError::new(format!("{}:{line}: {e}", file.display())))?;
@@ -494,7 +554,7 @@ pub fn load_csv(file: &Path) -> Result<Vec<Target>, UsageError> {
 /// Keystone user and endpoint are not carried over), and the tenant as the
 /// label `tenant`. Skypunch's `frequency` is the scheduler's business (cron,
 /// `--every`). Two rows with one name become `NAME #ID`.
-pub fn load_skypunch(file: &Path) -> Result<Vec<Target>, UsageError> {
+pub fn load_skypunch(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
     use super::skypunch::{self, TARGET_COLUMNS};
     let at = |m: String| UsageError::new(format!("{}: {m}", file.display()));
     let text = std::fs::read_to_string(file).map_err(|e| at(e.to_string()))?;
@@ -516,7 +576,7 @@ pub fn load_skypunch(file: &Path) -> Result<Vec<Target>, UsageError> {
     for r in &rows {
         *names.entry(get(r, "name")).or_default() += 1;
     }
-    let mut parser = Parser::new();
+    let mut parser = Parser::new(given);
     let mut targets = Vec::new();
     for r in &rows {
         let line = r.line;
@@ -788,7 +848,7 @@ mod tests {
             "a.toml",
             "[defaults]\nexpect = \"200\"\ninsecure = true\nheaders = { X-Probe = \"skyprobe\" }\nlabels = { az = \"a\" }\n\n[[target]]\nname = \"keystone\"\nurl = \"https://127.0.0.1:5000/v3\"\njson = ['.version.status == \"stable\"']\n\n[[target]]\nname = \"nova\"\nurl = \"http://127.0.0.1:8774/\"\nexpect = \"200,300\"\nlabels = { service = \"compute\" }\ntimeout = \"2s\"\nenabled = false\n",
         );
-        let t = load_toml(&p).expect("loads");
+        let t = load_toml(&p, &[]).expect("loads");
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].spec.expect.as_ref().expect("expect").as_str(), "200");
         assert!(t[0].spec.tls.insecure);
@@ -815,25 +875,28 @@ mod tests {
     #[test]
     fn unknown_keys_name_file_line_and_key() {
         let p = write("b.toml", "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n\n[[target]]\nname = \"b\"\nurl = \"http://127.0.0.1/\"\nexpcet = \"200\"\n");
-        let e = load_toml(&p).expect_err("typo");
+        let e = load_toml(&p, &[]).expect_err("typo");
         assert!(e.0.ends_with("b.toml:8: key \"expcet\": unknown key (probe-http's long options, name, url, labels, timeout, enabled)"), "{}", e.0);
         let p = write(
             "c.toml",
             "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nwarning = \"3:2\"\n",
         );
-        let e = load_toml(&p).expect_err("bad range");
+        let e = load_toml(&p, &[]).expect_err("bad range");
         assert!(
             e.0.contains("c.toml:2: target \"a\": -w/-c: range \"3:2\""),
             "{}",
             e.0
         );
         let p = write("d.toml", "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\n");
-        assert!(load_toml(&p).expect_err("dup").0.contains("listed twice"));
+        assert!(load_toml(&p, &[])
+            .expect_err("dup")
+            .0
+            .contains("listed twice"));
         let p = write(
             "e.toml",
             "[[target]]\nname = \"a\"\nurl = \"http://127.0.0.1/\"\nformat = \"csv\"\n",
         );
-        assert!(load_toml(&p)
+        assert!(load_toml(&p, &[])
             .expect_err("run-only")
             .0
             .contains("unknown key"));
@@ -853,7 +916,7 @@ mod tests {
             .expect("head")
             .to_string();
         let q = write("example.toml", &without_keystone);
-        let t = load_toml(&q).expect("example parses");
+        let t = load_toml(&q, &[]).expect("example parses");
         assert_eq!(t.len(), 2);
         assert!(t[0].spec.cert_days.is_some());
     }
@@ -861,12 +924,12 @@ mod tests {
     #[test]
     fn csv_targets() {
         let p = write("t.csv", "name,url,expect,labels,enabled,insecure\nweb,http://127.0.0.1:8080/,2xx,az=a;tier=web,true,false\nold,http://127.0.0.1:8081/,,,no,\n");
-        let t = load_csv(&p).expect("loads");
+        let t = load_csv(&p, &[]).expect("loads");
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].spec.labels.len(), 2);
         assert!(!t[1].enabled);
         let p = write("u.csv", "name,url,colour\nweb,http://x/,red\n");
-        assert!(load_csv(&p)
+        assert!(load_csv(&p, &[])
             .expect_err("unknown column")
             .0
             .contains("u.csv:1: unknown column \"colour\""));

@@ -230,6 +230,18 @@ pub fn https_server_with(
     versions: &[&'static rustls::SupportedProtocolVersion],
     client_ca_pem: Option<&str>,
 ) -> Server {
+    let config = tls_server_config(cert_pem, key_pem, versions, client_ca_pem);
+    serve_tls("127.0.0.1:0", config, handler).expect("bind")
+}
+
+/// A rustls server configuration (its session cache included, so two
+/// servers given one configuration resume each other's sessions).
+pub fn tls_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client_ca_pem: Option<&str>,
+) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -257,8 +269,16 @@ pub fn https_server_with(
         None => builder.with_no_client_auth(),
     };
     let config = builder.with_single_cert(certs, key).expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    Arc::new(config)
+}
+
+/// Serve HTTPS with `config` on `bind`; `None` when the address is taken.
+pub fn serve_tls(
+    bind: &str,
+    config: Arc<rustls::ServerConfig>,
+    handler: Handler,
+) -> Option<Server> {
+    let listener = TcpListener::bind(bind).ok()?;
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -279,7 +299,7 @@ pub fn https_server_with(
             });
         }
     });
-    Server { addr }
+    Some(Server { addr })
 }
 
 /// Certificates made by the test.

@@ -1179,7 +1179,7 @@ fn a_chain_verified_once_is_not_trusted_for_another_name() {
     let file = dir.write(
         "t.toml",
         &format!(
-            "[defaults]\nca-file = \"{ca}\"\n\n\
+            "[defaults]\nca-file = \"{ca}\"\nno-tls-resume = true\n\n\
              [[target]]\nname = \"first\"\nurl = \"{ok}\"\n\n\
              [[target]]\nname = \"again\"\nurl = \"{ok}\"\n\n\
              [[target]]\nname = \"other-name\"\nurl = \"https://wrong.example:{port}/ok\"\nconnect-to = [\"wrong.example:127.0.0.1\"]\n",
@@ -1269,4 +1269,196 @@ fn targets_records_go_out_before_the_run_ends() {
         "t3 finished early but waits for t2: file order"
     );
     assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn tls_sessions_are_resumed_per_origin_and_per_round() {
+    // Two origins (TLS 1.3 and TLS 1.2 only) on two ports. Within a round,
+    // later connections to an origin resume the session of the first, and
+    // still report its certificate; another port never gets that session;
+    // --no-tls-resume (or the target's key) makes every handshake full; and
+    // the next round starts with a full handshake again.
+    let certs = ca_signed((2090, 1, 1));
+    let tls13 = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let tls12 = https_server_with(
+        &certs.chain_pem,
+        &certs.key_pem,
+        routes(),
+        &[&rustls::version::TLS12],
+        None,
+    );
+    let dir = TempDir::new("tls-resume");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let file = dir.write(
+        "t.toml",
+        &format!(
+            "[defaults]\nca-file = \"{ca}\"\n\n\
+             [[target]]\nname = \"a1\"\nurl = \"{a}\"\n\n\
+             [[target]]\nname = \"a2\"\nurl = \"{a}\"\n\n\
+             [[target]]\nname = \"a3-full\"\nurl = \"{a}\"\nno-tls-resume = true\n\n\
+             [[target]]\nname = \"b1\"\nurl = \"{b}\"\n\n\
+             [[target]]\nname = \"b2\"\nurl = \"{b}\"\n",
+            a = tls13.https_url("/ok"),
+            b = tls12.https_url("/ok"),
+        ),
+    );
+    let resumed = |run: &Run| -> Vec<(String, bool, String)> {
+        run.records()
+            .iter()
+            .map(|r| {
+                assert_eq!(r.status, Status::Ok, "{}", run.stdout);
+                assert!(
+                    r.details["cert_days_left"]
+                        .as_f64()
+                        .is_some_and(|d| d > 20_000.0),
+                    "{}: no certificate reported",
+                    r.name
+                );
+                (
+                    r.name.clone(),
+                    r.details["tls_resumed"].as_bool().expect("tls_resumed"),
+                    r.details["tls_version"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let args = ["--targets", &file, "--concurrency", "1"];
+    let once = run(PROBE_HTTP, &args);
+    assert_eq!(once.code, 0, "{}", once.stdout);
+    let want = |v13: &str, v12: &str, a2: bool, b2: bool| {
+        vec![
+            ("a1".to_string(), false, v13.to_string()),
+            ("a2".to_string(), a2, v13.to_string()),
+            ("a3-full".to_string(), false, v13.to_string()),
+            ("b1".to_string(), false, v12.to_string()),
+            ("b2".to_string(), b2, v12.to_string()),
+        ]
+    };
+    assert_eq!(resumed(&once), want("TLSv1_3", "TLSv1_2", true, true));
+    let trace = step(&once.records()[1], "tls")
+        .expect("tls step")
+        .detail
+        .clone()
+        .unwrap_or_default();
+    assert!(trace.ends_with(", session resumed"), "{trace}");
+
+    let full = run(PROBE_HTTP, &[&args[..], &["--no-tls-resume"]].concat());
+    assert_eq!(resumed(&full), want("TLSv1_3", "TLSv1_2", false, false));
+
+    let rounds = run(
+        PROBE_HTTP,
+        &[&args[..], &["--every", "100ms", "--count", "2"]].concat(),
+    );
+    let both = resumed(&rounds);
+    assert_eq!(both.len(), 10, "{}", rounds.stdout);
+    assert_eq!(both[..5], both[5..], "the second round starts over");
+
+    // One name on one port, two backends (--connect-to) sharing one
+    // session cache, as load-balanced backends share session keys: the
+    // second backend still makes its own full handshake.
+    let shared = tls_server_config(
+        &certs.chain_pem,
+        &certs.key_pem,
+        rustls::DEFAULT_VERSIONS,
+        None,
+    );
+    let first = serve_tls("127.0.0.1:0", Arc::clone(&shared), routes()).expect("bind");
+    let port = first.addr.port();
+    let Some(_second) = serve_tls(&format!("127.0.0.2:{port}"), shared, routes()) else {
+        return; // 127.0.0.2 with that port is taken: nothing to compare.
+    };
+    let file = dir.write(
+        "backends.toml",
+        &format!(
+            "[defaults]\nca-file = \"{ca}\"\n\n\
+             [[target]]\nname = \"one\"\nurl = \"https://localhost:{port}/ok\"\nconnect-to = [\"localhost:127.0.0.1\"]\n\n\
+             [[target]]\nname = \"one-again\"\nurl = \"https://localhost:{port}/ok\"\nconnect-to = [\"localhost:127.0.0.1\"]\n\n\
+             [[target]]\nname = \"two\"\nurl = \"https://localhost:{port}/ok\"\nconnect-to = [\"localhost:127.0.0.2\"]\n",
+        ),
+    );
+    let backends = run(PROBE_HTTP, &["--targets", &file, "--concurrency", "1"]);
+    let flags: Vec<(String, bool)> = resumed(&backends)
+        .into_iter()
+        .map(|(n, r, _)| (n, r))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("one".to_string(), false),
+            ("one-again".to_string(), true),
+            ("two".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn command_line_probe_options_apply_to_every_target() {
+    // With a targets file, a probe option on the command line applies to
+    // every target and wins over the file's; lists (headers) add up. Before,
+    // such options were silently ignored: `--insecure` did nothing.
+    let certs = self_signed((2020, 1, 1), (2090, 1, 1));
+    type Seen = Vec<(String, Vec<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let srv = https_server(
+        &certs.chain_pem,
+        &certs.key_pem,
+        Arc::new(move |req: &Request, s: &mut dyn Stream| {
+            let headers = req
+                .headers
+                .iter()
+                .filter(|(k, _)| k.starts_with("x-"))
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            log.lock().expect("log").push((req.method.clone(), headers));
+            respond(s, 200, &[], b"ok");
+        }),
+    );
+    let dir = TempDir::new("given-options");
+    let file = dir.write(
+        "t.toml",
+        &format!(
+            "[defaults]\nheaders = [\"x-file: 1\"]\n\n\
+             [[target]]\nname = \"plain\"\nurl = \"{u}\"\n\n\
+             [[target]]\nname = \"wants-404\"\nurl = \"{u}\"\nexpect = \"404\"\nmethod = \"POST\"\n",
+            u = srv.https_url("/"),
+        ),
+    );
+    let alone = run(PROBE_HTTP, &["--targets", &file]);
+    assert_eq!(alone.code, 2, "self-signed: {}", alone.stdout);
+
+    seen.lock().expect("log").clear();
+    let given = run(
+        PROBE_HTTP,
+        &[
+            "--targets",
+            &file,
+            "--concurrency",
+            "1",
+            "--insecure",
+            "--expect",
+            "200",
+            "--method",
+            "GET",
+            "--header",
+            "x-cli: 2",
+        ],
+    );
+    assert_eq!(given.code, 0, "{}", given.stdout);
+    let status: Vec<Status> = given.records().iter().map(|r| r.status).collect();
+    assert_eq!(status, [Status::Ok, Status::Ok]);
+    let requests = seen.lock().expect("log").clone();
+    let want = (
+        "GET".to_string(),
+        vec!["x-file: 1".to_string(), "x-cli: 2".to_string()],
+    );
+    assert_eq!(requests, [want.clone(), want]);
+
+    let bad = run(PROBE_HTTP, &["--targets", &file, "--expect", "nonsense"]);
+    assert_eq!(bad.code, 3);
+    assert!(
+        bad.stderr.starts_with("probe-http: --expect \"nonsense\""),
+        "the command line's own error, not a target's: {}",
+        bad.stderr
+    );
 }
