@@ -142,8 +142,8 @@ section="## probe-http --targets vs blackbox_exporter (bench/fleet.sh)
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores: one nginx worker on 127.0.0.1
 answering \`200 ok\`, HTTPS with a P-256 leaf certificate verified by both sides
-against its CA file (nginx 1.22 here offers up to TLS 1.2: both negotiate
-ECDHE-ECDSA with AES-256-GCM). probe-http probes $n targets once (\`--targets\`, wall
+against its CA file (nginx 1.22 here offers up to TLS 1.2, which both
+negotiate; probe-http's suite is ECDHE-ECDSA with AES-256-GCM). probe-http probes $n targets once (\`--targets\`, wall
 time and peak RSS by \`bench/measure.c\`, best of --concurrency 8/16/32/64/128);
 blackbox_exporter is driven by wrk (2 threads, ${secs} s, best of 5/10/20/40
 connections), each request one probe of a new target URL. Both open a new
