@@ -427,10 +427,11 @@ fn for_origin(
     own
 }
 
-/// Forget every TLS session: called at the start of each round, so each
-/// round verifies every origin's certificate afresh with a full handshake.
-pub fn forget_tls_sessions() {
+/// Forget every TLS session and verified chain: called at the start of
+/// each round, so each round verifies every origin's certificate afresh.
+pub fn forget_tls_round() {
     origin_configs().clear();
+    verified_chains().clear();
 }
 
 impl Connector<Box<dyn Transport>> for TlsStep {
@@ -714,20 +715,40 @@ impl Transport for TimedTransport {
     }
 }
 
+/// A WebPKI verifier (its trusted roots) with a number no other set of
+/// roots in this process ever gets: what a verified chain is remembered
+/// under (an address could be reused by the next round's roots).
+#[derive(Debug, Clone)]
+pub struct Roots {
+    verifier: Arc<WebPkiServerVerifier>,
+    id: u64,
+}
+
+impl Roots {
+    /// Number these roots.
+    pub fn new(verifier: Arc<WebPkiServerVerifier>) -> Roots {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Roots {
+            verifier,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
 /// Verifies like rustls' WebPKI verifier (or not at all with `--insecure`),
 /// but first records the presented chain, and records why it failed, in
 /// the recorder of the handshake running on the calling thread.
 #[derive(Debug)]
 pub struct RecordingVerifier {
     /// The real verifier; `None` with `--insecure`.
-    pub inner: Option<Arc<WebPkiServerVerifier>>,
+    pub inner: Option<Roots>,
     /// The crypto provider (for signature checks when `inner` is `None`).
     pub provider: Arc<CryptoProvider>,
 }
 
 impl RecordingVerifier {
-    fn memo_id(&self) -> usize {
-        self.inner.as_ref().map_or(0, |v| Arc::as_ptr(v) as usize)
+    fn memo_id(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |r| r.id)
     }
 }
 
@@ -742,14 +763,14 @@ fn chain_of(certs: &[CertificateDer<'_>]) -> Vec<CertInfo> {
 /// by a hash that could collide).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ChainKey {
-    verifier: usize,
+    verifier: u64,
     name: String,
     certs: Vec<Vec<u8>>,
 }
 
 impl ChainKey {
     fn new(
-        verifier: usize,
+        verifier: u64,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
@@ -820,6 +841,7 @@ impl ServerCertVerifier for RecordingVerifier {
             return Ok(ServerCertVerified::assertion());
         };
         let verified = inner
+            .verifier
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|e| {
                 with_handshake(|p| p.verify_error = Some(verify_error_text(e)));
@@ -886,6 +908,9 @@ fn verify_error_text(e: &rustls::Error) -> String {
                 "certificate is not valid for this host name".to_string()
             }
             C::Revoked => "certificate is revoked".to_string(),
+            C::BadSignature => {
+                "bad signature: not signed by the trusted CA of that name (see --ca-file)".to_string()
+            }
             other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
                 "the server presents a CA certificate (CA:TRUE) as its own; it needs a leaf certificate".to_string()
             }

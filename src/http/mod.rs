@@ -215,8 +215,9 @@ pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .build()
                 .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
-        lock_cache().insert(tls.ca_file.clone(), Arc::clone(&verifier));
-        Some(verifier)
+        let roots = conn::Roots::new(verifier);
+        lock_cache().insert(tls.ca_file.clone(), roots.clone());
+        Some(roots)
     };
     let verifier = Arc::new(conn::RecordingVerifier {
         inner,
@@ -293,15 +294,17 @@ fn lock_configs(
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// Start a new round: TLS sessions and configurations are forgotten, so
-/// every origin's certificate is verified again by a full handshake, and
-/// a client key or CA file replaced since the last round is read again.
+/// Start a new round: TLS sessions, configurations, trusted roots and
+/// verified chains are forgotten, so every origin's certificate is verified
+/// again by a full handshake, and a CA file, client certificate or key
+/// replaced since the last round is read again.
 pub fn new_tls_round() {
     lock_configs().clear();
-    conn::forget_tls_sessions();
+    lock_cache().clear();
+    conn::forget_tls_round();
 }
 
-type VerifierCache = std::collections::HashMap<Option<PathBuf>, Arc<WebPkiServerVerifier>>;
+type VerifierCache = std::collections::HashMap<Option<PathBuf>, conn::Roots>;
 
 /// Verifiers by CA file: reading and parsing the system's CA bundle costs
 /// milliseconds, paid once per process rather than once per target.

@@ -1462,3 +1462,49 @@ fn command_line_probe_options_apply_to_every_target() {
         bad.stderr
     );
 }
+
+#[test]
+fn a_ca_file_replaced_between_rounds_is_read_again() {
+    // --every keeps one process running for days: a CA file rotated while
+    // it runs is the one the next round trusts (and no chain verified under
+    // the old roots is taken on trust).
+    let certs = ca_signed((2090, 1, 1));
+    let stranger = ca_signed((2090, 1, 1));
+    let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
+    let dir = TempDir::new("ca-rotated");
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let mut child = std::process::Command::new(PROBE_HTTP)
+        .args([
+            &srv.https_url("/ok"),
+            "--ca-file",
+            &ca,
+            "--every",
+            "2s",
+            "--count",
+            "2",
+        ])
+        .env_remove("SKYPROBE_FORMAT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("probe-http");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
+    let mut next = || -> skyprobe::report::Record {
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("record")
+    };
+    let first = next();
+    assert_eq!(first.status, Status::Ok, "{}", first.summary);
+    let swap = dir.write("ca.pem.new", &stranger.ca_pem);
+    std::fs::rename(&swap, &ca).expect("rotate the CA file");
+    let second = next();
+    assert_eq!(second.status, Status::Critical, "{}", second.summary);
+    // Both test CAs carry the same name: the new one is found, and its
+    // signature does not match.
+    assert!(
+        second.summary.contains("bad signature"),
+        "{}",
+        second.summary
+    );
+    let _ = child.wait();
+}
