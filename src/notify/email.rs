@@ -163,6 +163,13 @@ impl EmailSink {
     }
 }
 
+/// 530 (authentication required), 534 (mechanism too weak), 535 (wrong
+/// credentials) and 538 (encryption required for the mechanism).
+fn login_refused(e: &lettre::transport::smtp::Error) -> bool {
+    e.status()
+        .is_some_and(|code| matches!(u16::from(code), 530 | 534 | 535 | 538))
+}
+
 impl Sink for EmailSink {
     fn kind(&self) -> &'static str {
         "email"
@@ -193,7 +200,13 @@ impl Sink for EmailSink {
             )
             .trim()
             .to_string()),
-            // 5xx: the server will not take this message, ever.
+            // A refused login is the sender's to fix (the user or the
+            // password), not the message's: it is kept until they work.
+            Err(e) if login_refused(&e) => Err(Failure::Retry(format!(
+                "SMTP {}:{} refused the login: {e} (check the SMTP user and SKYPROBE_SMTP_PASSWORD)",
+                self.host, self.port
+            ))),
+            // Other 5xx: the server will not take this message, ever.
             Err(e) if e.is_permanent() => Err(Failure::Final(format!("SMTP refused: {e}"))),
             Err(e) => Err(Failure::Retry(format!(
                 "SMTP {}:{}: {e}",

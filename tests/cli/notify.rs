@@ -960,3 +960,101 @@ fn pagerduty_from_the_command_line_or_the_environment() {
     assert_eq!(keys, ["FLAGKEY", "ENVKEY"]);
     assert!(!flag.stdout.contains("FLAGKEY") && !env.stdout.contains("ENVKEY"));
 }
+
+#[test]
+fn a_refused_smtp_login_keeps_the_alert_until_the_password_works() {
+    // A real server that checks the login (aiosmtpd, STARTTLS required
+    // before AUTH): a wrong password is not a lost alert, and the password
+    // appears nowhere in notify's output.
+    if !have_aiosmtpd() {
+        return;
+    }
+    let dir = TempDir::new("notify-smtp-auth");
+    let certs = ca_signed((2090, 1, 1));
+    let cert = dir.write("cert.pem", &certs.chain_pem);
+    let key = dir.write("key.pem", &certs.key_pem);
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let mailbox = dir.0.join("mailbox");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtpd_auth.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            script,
+            &port.to_string(),
+            &cert,
+            &key,
+            "skyprobe",
+            "right-Pa55",
+        ])
+        .arg(&mailbox)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smtpd_auth.py");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("read");
+    assert_eq!(ready.trim(), "ready");
+    let server = Killed(child);
+
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let smtp = format!("127.0.0.1:{port}");
+    let args = [
+        "--email",
+        "ops@example.com",
+        "--smtp",
+        &smtp,
+        "--smtp-from",
+        "skyprobe@example.com",
+        "--smtp-user",
+        "skyprobe",
+        "--smtp-ca-file",
+        &ca,
+        "--state",
+        &state,
+        "--retry-base",
+        "1ms",
+    ];
+    let wrong = notify_env(
+        &args,
+        &line("probe-http", "nova", "critical"),
+        &[("SKYPROBE_SMTP_PASSWORD", "wrong-Pa55")],
+    );
+    assert_eq!(wrong.code, 1, "kept for a retry: {}", wrong.stdout);
+    let records = wrong.records();
+    let retry = events(&records, "retry");
+    assert!(
+        retry[0].summary.contains("refused the login") && retry[0].summary.contains("535"),
+        "{}",
+        retry[0].summary
+    );
+    assert_eq!(spool_files(&dir), 1);
+    assert!(!mailbox.exists(), "nothing was accepted");
+
+    let right = notify_env(
+        &[args.as_slice(), &["--retry-only"]].concat(),
+        "",
+        &[("SKYPROBE_SMTP_PASSWORD", "right-Pa55")],
+    );
+    assert_eq!(right.code, 0, "{}{}", right.stdout, right.stderr);
+    assert_eq!(events(&right.records(), "delivered").len(), 1);
+    assert_eq!(spool_files(&dir), 0);
+    let mail = std::fs::read_to_string(&mailbox).expect("the mail arrived");
+    assert!(mail.starts_with("LOGIN skyprobe\n"), "{mail}");
+    assert!(mail.contains("Subject: [CRITICAL] probe-http nova: nova is critical"));
+    for run in [&wrong, &right] {
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(!all.contains("Pa55"), "a password in the output: {all}");
+    }
+    let kept = std::fs::read_to_string(&state).expect("state");
+    assert!(!kept.contains("Pa55"), "a password in the state file");
+    drop(server);
+}
