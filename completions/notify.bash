@@ -16,6 +16,9 @@ _notify() {
             ",$1")
                 cmd="notify"
                 ;;
+            notify,history)
+                cmd="notify__subcmd__history"
+                ;;
             *)
                 ;;
         esac
@@ -23,7 +26,7 @@ _notify() {
 
     case "${cmd}" in
         notify)
-            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-ca-file --smtp-user --masakari --masakari-url --os-cloud --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-ca-file --smtp-user --masakari --masakari-url --os-cloud --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version history"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +178,36 @@ _notify() {
                     ;;
                 --hostname)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        notify__subcmd__history)
+            opts="-h -V --state --history --last --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --history)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "jsonl table" -- "${cur}"))
                     return 0
                     ;;
                 *)

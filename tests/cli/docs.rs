@@ -59,6 +59,16 @@ fn docs_man_pages_and_completions_are_fresh() {
             // helps, completion files under that name would never be used.
             continue;
         }
+        // `notify history` is parsed apart from notify's own flags, but the
+        // shell should offer it (and its flags) after `notify`.
+        let mut cmd = if name == "notify" {
+            let history = skyprobe::notify::cli::HistoryArgs::command().name("history");
+            let mut with = cmd.subcommand(history);
+            with.build();
+            with
+        } else {
+            cmd
+        };
         for (shell, file) in [
             (clap_complete::Shell::Bash, format!("{name}.bash")),
             (clap_complete::Shell::Zsh, format!("_{name}")),
