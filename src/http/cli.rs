@@ -226,9 +226,9 @@ pub struct Args {
     pub tls_min: TlsVersion,
 
     /// A full TLS handshake on every connection. By default a connection
-    /// resumes the TLS session of an earlier one to the same host and port
-    /// in the same round, whose full handshake verified the certificate;
-    /// the next round starts over.
+    /// resumes the TLS session of an earlier one in the same round to the
+    /// same host, port and address, whose full handshake verified the
+    /// certificate; the next round starts over.
     #[arg(long)]
     pub no_tls_resume: bool,
 
