@@ -820,9 +820,7 @@ impl Args {
     }
 
     fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
-        if self.targets.is_some() || self.targets_csv.is_some() || self.targets_skypunch.is_some() {
-            targets::check_given(&self.given_words)?;
-        }
+        targets::check_given(&self.given_words)?;
         match (&self.targets, &self.targets_csv, &self.targets_skypunch) {
             (Some(f), _, _) => targets::load_toml(f, &self.given_words).map(Some),
             (None, Some(f), _) => targets::load_csv(f, &self.given_words).map(Some),
@@ -1021,7 +1019,10 @@ impl Tool for Args {
     }
 
     fn given(&mut self, matches: &clap::ArgMatches) {
-        self.given_words = targets::given_words(matches);
+        // Only a targets run needs them (and one probe starts quicker without).
+        if self.targets.is_some() || self.targets_csv.is_some() || self.targets_skypunch.is_some() {
+            self.given_words = targets::given_words(matches);
+        }
     }
 
     fn prepare(&mut self) -> Result<(), UsageError> {
