@@ -45,7 +45,7 @@ complete -c probe-http -l os-service -d 'Probe this service type\'s endpoint fro
 complete -c probe-http -l os-interface -d 'Endpoint interface: public, internal, admin, or all (with --os-endpoints) [default: the cloud\'s, else public]' -r
 complete -c probe-http -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
 complete -c probe-http -l os-microversion -d 'Ask for an API microversion: SERVICE_TYPE=VERSION, e.g. compute=2.53 (sends OpenStack-API-Version and, for Nova, X-OpenStack-Nova-API-Version)' -r
-complete -c probe-http -l targets -d 'Probe every target of a TOML targets file ([defaults] and [[target]] tables whose keys are these long options, plus name, url, labels, timeout, enabled). Probe options on the command line apply to every target, over the file\'s own' -r -F
+complete -c probe-http -l targets -d 'Probe every target of a TOML targets file ([defaults] and [[target]] tables whose keys are these long options, plus name, url, labels, timeout, enabled). Probe options on the command line apply to every target, over the file\'s own. With --every, the file is read again when it changes (a broken edit keeps the last good one and is reported UNKNOWN)' -r -F
 complete -c probe-http -l targets-csv -d 'Probe every target of a CSV file: a header row with name, url and any long options' -r -F
 complete -c probe-http -l targets-skypunch -d 'Probe the targets of Skypunch\'s SQL (data.sql, or a mysqldump of its database): the INSERT INTO targets rows' -r -F
 complete -c probe-http -l only -d 'Probe only this target of the file, even if disabled, and print its trace (repeatable)' -r

@@ -1,4 +1,4 @@
-complete -c watch-procs -l config -d 'Process list to supervise: skyprobe TOML, or masakari\'s process_list.yaml (.yaml/.yml)' -r -F
+complete -c watch-procs -l config -d 'Process list to supervise: skyprobe TOML, or masakari\'s process_list.yaml (.yaml/.yml). With --every, it is read again when it changes (a broken edit keeps the last good one and is reported UNKNOWN)' -r -F
 complete -c watch-procs -l state -d 'Keep restart counters and back-off here between runs (locked, written atomically)' -r -F
 complete -c watch-procs -l restart-retries -d 'Restart attempts per run for entries that do not say (masakari restart_retries)' -r
 complete -c watch-procs -l restart-interval -d 'Pause between attempts for entries that do not say (masakari restart_interval)' -r

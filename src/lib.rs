@@ -11,6 +11,7 @@ pub mod http;
 pub mod notify;
 pub mod openstack;
 pub mod procs;
+pub mod reload;
 pub mod render;
 pub mod report;
 pub mod state;

@@ -2,7 +2,7 @@
 //! can switch by changing the command name, plus skyprobe's own.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use clap::Parser;
@@ -12,6 +12,7 @@ use super::{OnRedirect, Spec, TlsOptions, TlsVersion};
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::http::conn::IpFamilyWanted;
 use crate::http::expect::{HeaderAssertion, JsonAssertion, StatusExpectation};
+use crate::reload::{Reloading, Stamp};
 use crate::report::{Record, Status};
 use crate::threshold::Thresholds;
 
@@ -302,7 +303,9 @@ pub struct Args {
 
     /// Probe every target of a TOML targets file ([defaults] and [[target]] tables whose
     /// keys are these long options, plus name, url, labels, timeout, enabled). Probe
-    /// options on the command line apply to every target, over the file's own.
+    /// options on the command line apply to every target, over the file's own. With
+    /// --every, the file is read again when it changes (a broken edit keeps the last
+    /// good one and is reported UNKNOWN).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "host", "ip", "targets_csv"], help_heading = "Many targets")]
     pub targets: Option<PathBuf>,
 
@@ -374,7 +377,7 @@ pub struct Args {
 #[derive(Debug, Clone)]
 enum Mode {
     One(Box<Spec>),
-    Many(Vec<Target>),
+    Many(std::sync::Arc<Reloading<Vec<Target>>>),
     List(Vec<Target>),
     Show(String),
     Toggle(String, bool),
@@ -819,6 +822,25 @@ impl Args {
         }))
     }
 
+    fn targets_path(&self) -> Option<&Path> {
+        self.targets
+            .as_deref()
+            .or(self.targets_csv.as_deref())
+            .or(self.targets_skypunch.as_deref())
+    }
+
+    /// A reloaded file must still have every target --only names.
+    fn check_only(&self, all: Vec<Target>) -> Result<Vec<Target>, UsageError> {
+        for name in &self.only {
+            if !all.iter().any(|t| &t.name == name) {
+                return Err(UsageError::new(format!(
+                    "--only {name:?}: no such target in the targets file"
+                )));
+            }
+        }
+        Ok(all)
+    }
+
     fn load_targets(&self) -> Result<Option<Vec<Target>>, UsageError> {
         targets::check_given(&self.given_words)?;
         match (&self.targets, &self.targets_csv, &self.targets_skypunch) {
@@ -1026,6 +1048,7 @@ impl Tool for Args {
     }
 
     fn prepare(&mut self) -> Result<(), UsageError> {
+        let stamp = self.targets_path().and_then(Stamp::of);
         let all = self.load_targets()?;
         let needs_file =
             |flag: &str| UsageError::new(format!("{flag} needs --targets or --targets-csv"));
@@ -1077,7 +1100,8 @@ impl Tool for Args {
                     known(&all, name, "--enable")?;
                     Mode::Toggle(name.clone(), true)
                 } else {
-                    Mode::Many(all)
+                    let path = self.targets_path().unwrap_or(Path::new("-"));
+                    Mode::Many(std::sync::Arc::new(Reloading::new(path, stamp, all)))
                 }
             }
         });
@@ -1108,7 +1132,21 @@ impl Tool for Args {
                 self.state_notes(notes, &mut records);
                 records
             }
-            Some(Mode::Many(all)) => self.run_many(all, ctx),
+            Some(Mode::Many(file)) => {
+                // With --every, an edited targets file is read again.
+                let (all, error) = file.current(|| {
+                    self.load_targets()
+                        .map(Option::unwrap_or_default)
+                        .map(|t| self.check_only(t))?
+                });
+                let mut records = Vec::new();
+                if let Some(e) = error {
+                    let kept = format!("the {} targets", all.len());
+                    records = ctx.emit_now(vec![file.error_record(super::CHECK, &e, &kept)]);
+                }
+                records.extend(self.run_many(&all, ctx));
+                records
+            }
             Some(Mode::List(all)) => self.list(all),
             Some(Mode::Show(name)) => self.show(name),
             Some(Mode::Toggle(name, enable)) => self.toggle(name, *enable),
@@ -1131,9 +1169,10 @@ impl Tool for Args {
         };
         match &self.mode {
             Some(Mode::One(spec)) => vec![one(spec.display_name(), &spec.url)],
-            Some(Mode::Many(all)) => {
+            Some(Mode::Many(file)) => {
                 let streamed = self.streamed.lock().unwrap_or_else(|p| p.into_inner());
-                all.iter()
+                file.value()
+                    .iter()
                     .filter(|t| t.enabled && (self.only.is_empty() || self.only.contains(&t.name)))
                     .filter(|t| !streamed.contains(&t.name))
                     .map(|t| one(&t.name, &t.spec.url))

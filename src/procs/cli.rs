@@ -12,6 +12,7 @@ use super::count::{self, Filter, Measure};
 use super::supervise::{Backoff, ProcessRunner, Supervisor, SupervisorState};
 use super::table::LinuxProcs;
 use crate::cli::{Common, Context, Tool, UsageError};
+use crate::reload::{Reloading, Stamp};
 use crate::report::{Record, Status};
 use crate::threshold::Thresholds;
 
@@ -32,6 +33,8 @@ Exit status: 0 OK, 1 WARNING (restarted), 2 CRITICAL (down), 3 UNKNOWN (bad flag
 #[command(name = "watch-procs", version, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Args {
     /// Process list to supervise: skyprobe TOML, or masakari's process_list.yaml (.yaml/.yml).
+    /// With --every, it is read again when it changes (a broken edit keeps the last good
+    /// one and is reported UNKNOWN).
     #[arg(long, value_name = "FILE", help_heading = "Supervision")]
     pub config: Option<PathBuf>,
 
@@ -202,7 +205,7 @@ pub struct Args {
 
 #[derive(Debug)]
 enum Mode {
-    Supervise(Vec<Entry>),
+    Supervise(Reloading<Vec<Entry>>),
     Count(Box<(Filter, Thresholds)>),
 }
 
@@ -247,6 +250,15 @@ impl Args {
                 .collect(),
             exclude_pids: vec![std::process::id() as i32],
         })
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            retries: self.restart_retries.max(1),
+            interval: self.restart_interval,
+            command_timeout: self.command_timeout,
+            verify_delay: self.verify_delay,
+        }
     }
 
     fn supervise(&self, entries: &[Entry], ctx: &Context) -> Vec<Record> {
@@ -294,13 +306,9 @@ impl Tool for Args {
     fn prepare(&mut self) -> Result<(), UsageError> {
         self.mode = Some(match &self.config {
             Some(path) => {
-                let defaults = Defaults {
-                    retries: self.restart_retries.max(1),
-                    interval: self.restart_interval,
-                    command_timeout: self.command_timeout,
-                    verify_delay: self.verify_delay,
-                };
-                Mode::Supervise(config::load(path, &defaults)?)
+                let stamp = Stamp::of(path);
+                let entries = config::load(path, &self.defaults())?;
+                Mode::Supervise(Reloading::new(path, stamp, entries))
             }
             None => {
                 let limits = Thresholds::parse(self.warning.as_deref(), self.critical.as_deref())
@@ -313,7 +321,17 @@ impl Tool for Args {
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
         match &self.mode {
-            Some(Mode::Supervise(entries)) => self.supervise(entries, ctx),
+            Some(Mode::Supervise(file)) => {
+                // With --every, an edited process list is read again.
+                let (entries, error) = file.current(|| config::load(file.path(), &self.defaults()));
+                let mut records = Vec::new();
+                if let Some(e) = error {
+                    let kept = format!("the {} processes", entries.len());
+                    records.push(file.error_record(super::CHECK, &e, &kept));
+                }
+                records.extend(self.supervise(&entries, ctx));
+                records
+            }
             Some(Mode::Count(counting)) => {
                 let (filter, limits) = &**counting;
                 vec![count::count(
@@ -334,7 +352,7 @@ impl Tool for Args {
 
     fn timed_out(&self, ctx: &Context) -> Vec<Record> {
         let names: Vec<String> = match &self.mode {
-            Some(Mode::Supervise(entries)) => entries.iter().map(|e| e.name.clone()).collect(),
+            Some(Mode::Supervise(file)) => file.value().iter().map(|e| e.name.clone()).collect(),
             _ => vec!["processes".to_string()],
         };
         names

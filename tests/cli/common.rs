@@ -461,3 +461,49 @@ pub fn run_clean(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         .stdin(Stdio::null());
     execute(cmd, env, started)
 }
+
+/// A running binary whose records are read as they come.
+pub struct Streaming {
+    pub child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Streaming {
+    pub fn start(bin: &str, args: &[&str]) -> Streaming {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env_remove("SKYPROBE_FORMAT")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        Streaming {
+            child,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+        }
+    }
+
+    /// The next `n` records.
+    pub fn records(&mut self, n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|_| {
+                let line = self.lines.next().expect("a record").expect("read");
+                serde_json::from_str(&line).expect("a record")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Replace a file the way editors save: a new file renamed over the old.
+pub fn replace_file(path: &str, text: &str) {
+    let tmp = format!("{path}.new");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}

@@ -1508,3 +1508,52 @@ fn a_ca_file_replaced_between_rounds_is_read_again() {
     );
     let _ = child.wait();
 }
+
+#[test]
+fn every_follows_an_edited_targets_file_and_keeps_the_last_good_one() {
+    let srv = server();
+    let dir = TempDir::new("reload-targets");
+    let target = |name: &str| {
+        format!(
+            "[[target]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
+            srv.url("/ok")
+        )
+    };
+    let file = dir.write("t.toml", &target("a"));
+    let mut run = Streaming::start(
+        PROBE_HTTP,
+        &["--targets", &file, "--every", "1s", "--count", "3"],
+    );
+    let names = |records: &[skyprobe::report::Record]| -> Vec<String> {
+        records.iter().map(|r| r.name.clone()).collect()
+    };
+    assert_eq!(names(&run.records(1)), ["a"]);
+
+    replace_file(&file, &format!("{}{}", target("a"), target("b")));
+    assert_eq!(names(&run.records(2)), ["a", "b"], "the edit is followed");
+
+    replace_file(
+        &file,
+        "[[target]]\nname = \"c\"\nurl = \"http://[bad\"\nbogus = 1\n",
+    );
+    let third = run.records(3);
+    assert_eq!(third[0].status, Status::Unknown);
+    assert!(
+        third[0]
+            .summary
+            .contains("t.toml changed and cannot be used")
+            && third[0].summary.contains("bogus")
+            && third[0].summary.contains("still using the 2 targets"),
+        "{}",
+        third[0].summary
+    );
+    assert_eq!(
+        names(&third[1..]),
+        ["a", "b"],
+        "the last good file is still probed"
+    );
+    assert!(
+        !run.child.wait().expect("wait").success(),
+        "UNKNOWN in the last round"
+    );
+}

@@ -506,3 +506,44 @@ fn commands_run_as_a_named_user_and_non_root_is_refused_root() {
         refused.record().summary
     );
 }
+
+#[test]
+fn every_follows_an_edited_process_list_and_keeps_the_last_good_one() {
+    let dir = TempDir::new("reload-procs");
+    let entry = |name: &str| {
+        format!("[[process]]\nname = \"{name}\"\ncmdline = \"no such process {name}\"\nrestart = [\"true\"]\n\n")
+    };
+    let config = write_config(&dir, &entry("x"));
+    let mut run = Streaming::start(
+        WATCH_PROCS,
+        &[
+            "--config",
+            &config,
+            "--dry-run",
+            "--every",
+            "1s",
+            "--count",
+            "3",
+        ],
+    );
+    let names = |records: &[skyprobe::report::Record]| -> Vec<String> {
+        records.iter().map(|r| r.name.clone()).collect()
+    };
+    assert_eq!(names(&run.records(1)), ["x"]);
+
+    replace_file(&config, &format!("{}{}", entry("x"), entry("y")));
+    assert_eq!(names(&run.records(2)), ["x", "y"], "the edit is followed");
+
+    replace_file(&config, "[[process]]\nname = \"z\"\n");
+    let third = run.records(3);
+    assert_eq!(third[0].status, Status::Unknown);
+    assert!(
+        third[0]
+            .summary
+            .contains("procs.toml changed and cannot be used")
+            && third[0].summary.contains("still using the 2 processes"),
+        "{}",
+        third[0].summary
+    );
+    assert_eq!(names(&third[1..]), ["x", "y"]);
+}
