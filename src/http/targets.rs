@@ -369,9 +369,10 @@ struct Parser {
 impl Parser {
     fn new(given: &[String]) -> Parser {
         Parser {
-            // A value given again replaces the earlier one, so the command
-            // line's (last) wins over the file's; lists add up.
-            command: Args::command().args_override_self(true),
+            // Args overrides itself: a value given again replaces the
+            // earlier one, so the command line's (last) wins over the
+            // file's; lists add up.
+            command: Args::command(),
             given: given.to_vec(),
             parsed: std::collections::HashMap::new(),
         }
