@@ -511,6 +511,19 @@ impl Tool for Args {
         if self.connect.trim().is_empty() {
             return Err(UsageError::new("--connect: the URI is empty"));
         }
+        // The test driver reads a node XML file: a missing one is the
+        // operator's to fix, said here rather than by libxml2 on stderr.
+        if let Some(path) = self.connect.strip_prefix("test://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if path != "/default" {
+                if let Err(e) = std::fs::File::open(path) {
+                    return Err(UsageError::new(format!(
+                        "--connect {}: {path}: {e}",
+                        self.connect
+                    )));
+                }
+            }
+        }
         if let Some(f) = self.follow {
             if f.is_zero() {
                 return Err(UsageError::new("--follow: the duration must be above zero"));

@@ -175,6 +175,14 @@ fn a_uri_libvirt_cannot_parse_is_a_usage_problem() {
     let r = run.record();
     assert_eq!(r.status, Status::Unknown);
     assert!(r.summary.contains("check --connect"), "{}", r.summary);
+
+    let missing = crate::common::run(WATCH_DOMAINS, &["--connect", "test:///no/such/node.xml"]);
+    assert_eq!(missing.code, 3, "{}", missing.stdout);
+    assert_eq!(
+        missing.stderr.trim(),
+        "watch-domains: --connect test:///no/such/node.xml: /no/such/node.xml: No such file or directory (os error 2)",
+        "one line, and nothing from libxml2"
+    );
 }
 
 #[test]
