@@ -76,38 +76,62 @@ impl<T> Reloading<T> {
     /// The value to use this round: read again with `load` when the file
     /// changed. A failed reading keeps the last good value and is returned
     /// as an error every round until the file changes again.
-    pub fn current<E: std::fmt::Display>(
-        &self,
-        load: impl FnOnce() -> Result<T, E>,
-    ) -> (Arc<T>, Option<String>) {
+    pub fn current<E: std::fmt::Display>(&self, load: impl FnOnce() -> Result<T, E>) -> Round<T> {
         let now = Stamp::of(&self.path);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recovered = false;
         if now != inner.stamp {
             inner.stamp = now;
             match load() {
                 Ok(v) => {
                     inner.value = Arc::new(v);
-                    inner.error = None;
+                    recovered = inner.error.take().is_some();
                 }
                 Err(e) => inner.error = Some(e.to_string()),
             }
         }
-        (Arc::clone(&inner.value), inner.error.clone())
+        Round {
+            value: Arc::clone(&inner.value),
+            error: inner.error.clone(),
+            recovered,
+        }
     }
 
-    /// The record that says a changed file could not be read: UNKNOWN,
-    /// naming the file and the error, and what is used instead.
-    pub fn error_record(&self, check: &str, error: &str, kept: &str) -> Record {
+    /// The record for the file this round, if there is something to say:
+    /// UNKNOWN while a changed file cannot be used (naming the error and
+    /// what is used instead, `what` being e.g. "targets"), then OK once it
+    /// can again, so an alert raised on it (`notify`) resolves.
+    pub fn record(
+        &self,
+        check: &str,
+        round: &Round<T>,
+        count: usize,
+        what: &str,
+    ) -> Option<Record> {
         let path = self.path.display().to_string();
-        let mut r = Record::new(
-            check,
-            &path,
-            Status::Unknown,
-            format!("{path} changed and cannot be used: {error}; still using {kept} read before"),
-        );
+        let (status, summary) = match (&round.error, round.recovered) {
+            (Some(e), _) => (
+                Status::Unknown,
+                format!("{path} changed and cannot be used: {e}; still using the {count} {what} read before"),
+            ),
+            (None, true) => (Status::Ok, format!("{path} read again: {count} {what}")),
+            (None, false) => return None,
+        };
+        let mut r = Record::new(check, &path, status, summary);
         r.name = path;
-        r
+        Some(r)
     }
+}
+
+/// What a round gets from [`Reloading::current`].
+#[derive(Debug)]
+pub struct Round<T> {
+    /// The value to use.
+    pub value: Arc<T>,
+    /// Why the file as it is now cannot be used.
+    pub error: Option<String>,
+    /// The file was unusable and is usable again as of this round.
+    pub recovered: bool,
 }
 
 #[cfg(test)]
@@ -132,35 +156,61 @@ mod tests {
         let r = Reloading::new(&path, stamp, parse(&path).expect("parses"));
 
         let mut reads = 0;
-        let (v, e) = r.current(|| {
+        let round = r.current(|| {
             reads += 1;
             parse(&path)
         });
-        assert_eq!((v.len(), e, reads), (2, None, 0), "unchanged: not read");
+        assert_eq!(
+            (round.value.len(), round.error, reads),
+            (2, None, 0),
+            "unchanged: not read"
+        );
 
         // Saved by renaming, as editors do: a new inode.
         let tmp = dir.join("list.tmp");
         std::fs::write(&tmp, "a\nb\nc\n").expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
-        let (v, e) = r.current(|| parse(&path));
-        assert_eq!((v.len(), e), (3, None));
+        let round = r.current(|| parse(&path));
+        assert_eq!((round.value.len(), round.error), (3, None));
 
         std::fs::write(&tmp, "broken\n").expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
-        let (v, e) = r.current(|| parse(&path));
-        assert_eq!((v.len(), e.as_deref()), (3, Some("line 1: broken")));
+        let round = r.current(|| parse(&path));
+        assert_eq!(
+            (round.value.len(), round.error.as_deref()),
+            (3, Some("line 1: broken"))
+        );
+        let said = r.record("t", &round, 3, "lines").expect("a record");
+        assert_eq!(said.status, Status::Unknown);
+        assert!(said
+            .summary
+            .ends_with("line 1: broken; still using the 3 lines read before"));
         // Still broken, not read again, still said.
-        let (v, e) = r.current(|| -> Result<Vec<String>, String> { panic!("not read again") });
-        assert_eq!((v.len(), e.as_deref()), (3, Some("line 1: broken")));
+        let round = r.current(|| -> Result<Vec<String>, String> { panic!("not read again") });
+        assert_eq!(
+            (round.value.len(), round.error.as_deref()),
+            (3, Some("line 1: broken"))
+        );
 
         std::fs::remove_file(&path).expect("rm");
-        let (v, e) = r.current(|| parse(&path));
-        assert_eq!(v.len(), 3);
-        assert!(e.is_some_and(|e| e.contains("No such file")));
+        let round = r.current(|| parse(&path));
+        assert_eq!(round.value.len(), 3);
+        assert!(round.error.is_some_and(|e| e.contains("No such file")));
 
         std::fs::write(&path, "z\n").expect("write");
-        let (v, e) = r.current(|| parse(&path));
-        assert_eq!((v.as_slice(), e), (["z".to_string()].as_slice(), None));
+        let round = r.current(|| parse(&path));
+        assert_eq!(
+            (round.value.as_slice(), &round.error),
+            (["z".to_string()].as_slice(), &None)
+        );
+        assert!(round.recovered);
+        let said = r.record("t", &round, 1, "lines").expect("a record");
+        assert_eq!(
+            (said.status, said.summary.ends_with("read again: 1 lines")),
+            (Status::Ok, true)
+        );
+        let round = r.current(|| parse(&path));
+        assert!(!round.recovered && r.record("t", &round, 1, "lines").is_none());
         std::fs::remove_dir_all(&dir).expect("rm");
     }
 }

@@ -1134,17 +1134,14 @@ impl Tool for Args {
             }
             Some(Mode::Many(file)) => {
                 // With --every, an edited targets file is read again.
-                let (all, error) = file.current(|| {
+                let round = file.current(|| {
                     self.load_targets()
                         .map(Option::unwrap_or_default)
                         .map(|t| self.check_only(t))?
                 });
-                let mut records = Vec::new();
-                if let Some(e) = error {
-                    let kept = format!("the {} targets", all.len());
-                    records = ctx.emit_now(vec![file.error_record(super::CHECK, &e, &kept)]);
-                }
-                records.extend(self.run_many(&all, ctx));
+                let said = file.record(super::CHECK, &round, round.value.len(), "targets");
+                let mut records = ctx.emit_now(said.into_iter().collect());
+                records.extend(self.run_many(&round.value, ctx));
                 records
             }
             Some(Mode::List(all)) => self.list(all),

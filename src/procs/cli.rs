@@ -323,13 +323,10 @@ impl Tool for Args {
         match &self.mode {
             Some(Mode::Supervise(file)) => {
                 // With --every, an edited process list is read again.
-                let (entries, error) = file.current(|| config::load(file.path(), &self.defaults()));
-                let mut records = Vec::new();
-                if let Some(e) = error {
-                    let kept = format!("the {} processes", entries.len());
-                    records.push(file.error_record(super::CHECK, &e, &kept));
-                }
-                records.extend(self.supervise(&entries, ctx));
+                let round = file.current(|| config::load(file.path(), &self.defaults()));
+                let said = file.record(super::CHECK, &round, round.value.len(), "processes");
+                let mut records: Vec<Record> = said.into_iter().collect();
+                records.extend(self.supervise(&round.value, ctx));
                 records
             }
             Some(Mode::Count(counting)) => {

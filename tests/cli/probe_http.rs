@@ -1522,7 +1522,7 @@ fn every_follows_an_edited_targets_file_and_keeps_the_last_good_one() {
     let file = dir.write("t.toml", &target("a"));
     let mut run = Streaming::start(
         PROBE_HTTP,
-        &["--targets", &file, "--every", "1s", "--count", "3"],
+        &["--targets", &file, "--every", "1s", "--count", "4"],
     );
     let names = |records: &[skyprobe::report::Record]| -> Vec<String> {
         records.iter().map(|r| r.name.clone()).collect()
@@ -1552,8 +1552,13 @@ fn every_follows_an_edited_targets_file_and_keeps_the_last_good_one() {
         ["a", "b"],
         "the last good file is still probed"
     );
-    assert!(
-        !run.child.wait().expect("wait").success(),
-        "UNKNOWN in the last round"
-    );
+
+    // Fixed: one OK record for the file (an alert on it resolves), then
+    // the targets as they are now.
+    replace_file(&file, &format!("{}{}", target("a"), target("c")));
+    let fourth = run.records(3);
+    assert_eq!(fourth[0].status, Status::Ok, "{}", fourth[0].summary);
+    assert!(fourth[0].summary.ends_with("t.toml read again: 2 targets"));
+    assert_eq!(fourth[0].name, third[0].name, "the same key for notify");
+    assert_eq!(names(&fourth[1..]), ["a", "c"]);
 }
