@@ -787,6 +787,22 @@ fn have_aiosmtpd() -> bool {
     ok
 }
 
+/// A directory with a CA-signed certificate, its key and the CA (paths),
+/// and a free loopback port, for an SMTP server with TLS.
+fn smtp_tls_setup(tag: &str) -> (TempDir, String, String, String, u16) {
+    let dir = TempDir::new(tag);
+    let certs = ca_signed((2090, 1, 1));
+    let cert = dir.write("cert.pem", &certs.chain_pem);
+    let key = dir.write("key.pem", &certs.key_pem);
+    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    (dir, cert, key, ca, port)
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -801,16 +817,7 @@ fn email_over_starttls_to_a_real_smtp_server() {
     if !have_aiosmtpd() {
         return;
     }
-    let dir = TempDir::new("notify-smtp");
-    let certs = ca_signed((2090, 1, 1));
-    let cert = dir.write("cert.pem", &certs.chain_pem);
-    let key = dir.write("key.pem", &certs.key_pem);
-    let ca = dir.write("ca.pem", &certs.ca_pem);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let (dir, cert, key, ca, port) = smtp_tls_setup("notify-smtp");
     let log = dir.0.join("smtpd.out");
     let server = Killed(
         Command::new("/usr/bin/python3")
@@ -969,17 +976,8 @@ fn a_refused_smtp_login_keeps_the_alert_until_the_password_works() {
     if !have_aiosmtpd() {
         return;
     }
-    let dir = TempDir::new("notify-smtp-auth");
-    let certs = ca_signed((2090, 1, 1));
-    let cert = dir.write("cert.pem", &certs.chain_pem);
-    let key = dir.write("key.pem", &certs.key_pem);
-    let ca = dir.write("ca.pem", &certs.ca_pem);
+    let (dir, cert, key, ca, port) = smtp_tls_setup("notify-smtp-auth");
     let mailbox = dir.0.join("mailbox");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtpd_auth.py");
     let mut child = Command::new("/usr/bin/python3")
         .args([
