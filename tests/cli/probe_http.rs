@@ -1522,7 +1522,7 @@ fn every_follows_an_edited_targets_file_and_keeps_the_last_good_one() {
     let file = dir.write("t.toml", &target("a"));
     let mut run = Streaming::start(
         PROBE_HTTP,
-        &["--targets", &file, "--every", "1s", "--count", "4"],
+        &["--targets", &file, "--every", "2s", "--count", "4"],
     );
     let names = |records: &[skyprobe::report::Record]| -> Vec<String> {
         records.iter().map(|r| r.name.clone()).collect()

@@ -521,7 +521,7 @@ fn every_follows_an_edited_process_list_and_keeps_the_last_good_one() {
             &config,
             "--dry-run",
             "--every",
-            "1s",
+            "2s",
             "--count",
             "3",
         ],
