@@ -27,6 +27,7 @@ Examples:
   probe-http --targets api.toml --state /var/lib/skyprobe/http.json
   probe-http --targets api.toml --only nova-api          # test one target now, with its trace
   probe-http --targets api.toml --state http.json --list --format table
+  probe-http --targets api.toml --insecure --no-tls-resume   # flags apply to every target
   probe-http --os-cloud prod --os-service compute --os-microversion compute=2.53
   probe-http --os-cloud prod --os-endpoints --format table   # every endpoint in the catalog
 

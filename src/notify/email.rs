@@ -10,7 +10,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 use serde_json::{json, Value};
 
-use super::alarm::{AlarmState, Kind};
+use super::alarm::AlarmState;
 use super::sinks::{trace_lines, Failure, Sink};
 use super::Alert;
 use crate::openstack::Secret;
@@ -76,15 +76,7 @@ pub fn host_port(text: &str, security: Security) -> Result<(String, u16), String
 
 /// The subject line.
 pub fn subject(alert: &Alert) -> String {
-    let what = match alert.kind {
-        Kind::Resolved => "RESOLVED".to_string(),
-        Kind::Reminder => format!("STILL {}", alert.state.as_str().to_ascii_uppercase()),
-        Kind::InsufficientData => "NO DATA".to_string(),
-        Kind::FlappingStart => "FLAPPING".to_string(),
-        Kind::FlappingStop => "STOPPED FLAPPING".to_string(),
-        Kind::Firing => alert.state.as_str().to_ascii_uppercase(),
-    };
-    let s = format!("[{what}] {} {}: {}", alert.check, alert.name, alert.summary);
+    let s = format!("{}: {}", super::sinks::title(alert), alert.summary);
     // One line, and short enough for every mail client.
     s.replace(['\r', '\n'], " ").chars().take(200).collect()
 }
@@ -240,7 +232,10 @@ mod tests {
 
     #[test]
     fn subject_is_one_line() {
-        let mut a = crate::notify::sinks::tests::alert(AlarmState::Critical, Kind::Firing);
+        let mut a = crate::notify::sinks::tests::alert(
+            AlarmState::Critical,
+            crate::notify::alarm::Kind::Firing,
+        );
         a.summary = "two\r\nlines".into();
         let s = subject(&a);
         assert_eq!(s, "[CRITICAL] probe-http nova-api: two  lines");

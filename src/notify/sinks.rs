@@ -61,7 +61,8 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn title(alert: &Alert) -> String {
+/// `[KIND] check name`: the head of every message about an alert.
+pub(crate) fn title(alert: &Alert) -> String {
     let what = match alert.kind {
         Kind::Resolved => "RESOLVED".to_string(),
         Kind::Reminder => format!("STILL {}", alert.state.as_str().to_ascii_uppercase()),

@@ -1473,31 +1473,15 @@ fn a_ca_file_replaced_between_rounds_is_read_again() {
     let srv = https_server(&certs.chain_pem, &certs.key_pem, routes());
     let dir = TempDir::new("ca-rotated");
     let ca = dir.write("ca.pem", &certs.ca_pem);
-    let mut child = std::process::Command::new(PROBE_HTTP)
-        .args([
-            &srv.https_url("/ok"),
-            "--ca-file",
-            &ca,
-            "--every",
-            "2s",
-            "--count",
-            "2",
-        ])
-        .env_remove("SKYPROBE_FORMAT")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("probe-http");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
-        child.stdout.take().expect("stdout"),
-    ));
-    let mut next = || -> skyprobe::report::Record {
-        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("record")
-    };
-    let first = next();
+    let url = srv.https_url("/ok");
+    let mut run = Streaming::start(
+        PROBE_HTTP,
+        &[&url, "--ca-file", &ca, "--every", "2s", "--count", "2"],
+    );
+    let first = run.records(1).remove(0);
     assert_eq!(first.status, Status::Ok, "{}", first.summary);
-    let swap = dir.write("ca.pem.new", &stranger.ca_pem);
-    std::fs::rename(&swap, &ca).expect("rotate the CA file");
-    let second = next();
+    replace_file(&ca, &stranger.ca_pem);
+    let second = run.records(1).remove(0);
     assert_eq!(second.status, Status::Critical, "{}", second.summary);
     // Both test CAs carry the same name: the new one is found, and its
     // signature does not match.
@@ -1506,7 +1490,6 @@ fn a_ca_file_replaced_between_rounds_is_read_again() {
         "{}",
         second.summary
     );
-    let _ = child.wait();
 }
 
 #[test]
