@@ -28,6 +28,8 @@ warning\t'Report a redirect as WARNING'
 critical\t'Report a redirect as CRITICAL'
 follow\t'Follow it (up to --max-redirects) and check where it leads'"
 complete -c probe-http -l max-redirs -l max-redirects -d 'Most redirects to follow with -f follow' -r
+complete -c probe-http -l keep-auth-on-redirect -d 'With -f follow, still send the credentials (Authorization, X-Auth-Token, the Keystone token, headers named by --secret-header) on a redirect to HOST (repeatable). By default they go only to the scheme, host and port of the URL given, as curl does' -r
+complete -c probe-http -l secret-header -d 'A -k header that carries a credential (repeatable): it is not sent on a redirect to another origin, and its value never appears in any output. Authorization, Proxy-Authorization, Cookie, X-Auth-Token and other well-known credential headers are treated so without it' -r
 complete -c probe-http -l ca-file -d 'Trust the CA certificates in FILE (PEM) instead of the system\'s' -r -F
 complete -c probe-http -s J -l client-cert -d 'Client certificate (PEM) for mutual TLS' -r -F
 complete -c probe-http -s K -l client-key -l private-key -d 'Private key (PEM) of the client certificate' -r -F

@@ -193,6 +193,13 @@ pub trait Tool: Parser + Send + Sync + 'static {
     /// One round of the check.
     fn run(&self, ctx: &Context) -> Vec<Record>;
 
+    /// The secrets the run holds (passwords, tokens, keys, secret URLs),
+    /// known after `prepare`: scrubbed from every record and trace line
+    /// before it is printed, whatever put them there.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Records for a round the deadline cut off before `run` returned.
     fn timed_out(&self, ctx: &Context) -> Vec<Record>;
 }
@@ -232,6 +239,7 @@ fn format_from_raw_args(args: &[OsString]) -> Option<Format> {
 /// caller reads Nagios output (Nagios drops stderr).
 fn usage_error<T: Tool>(message: &str, format: Option<Format>) -> ExitCode {
     let line = message.lines().next().unwrap_or("usage error").trim();
+    let line = crate::redact::urls_in(line);
     eprintln!("{}: {}", T::CHECK, line);
     if format == Some(Format::Nagios) {
         println!("{} UNKNOWN - {}", T::LABEL, line.replace('|', "/"));
@@ -320,6 +328,7 @@ pub fn main_with<T: Tool>(args: Vec<OsString>) -> ExitCode {
 /// whole each round. Shared by the main loop and the watchdog.
 struct Emitter {
     renderer: Renderer,
+    scrubber: crate::redact::Scrubber,
     host: String,
     labels: BTreeMap<String, String>,
     output: Option<PathBuf>,
@@ -338,6 +347,7 @@ enum EmitError {
 impl Emitter {
     fn emit(&mut self, records: &mut [Record]) -> Result<(), EmitError> {
         for r in records.iter_mut() {
+            self.scrubber.scrub_record(r);
             r.host.clone_from(&self.host);
             for (k, v) in &self.labels {
                 r.labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -385,8 +395,14 @@ struct Watch {
 
 type Shared = Arc<(Mutex<Watch>, Condvar)>;
 
-/// Grace after the deadline for a check's own timeout handling to report first.
+/// Grace after the deadline for a check's own timeout handling to report
+/// first: at most this, and at most 5 % of `-t`, so a run ends within
+/// `-t` + 10 % even when the watchdog has to end it.
 const GRACE: Duration = Duration::from_millis(250);
+
+fn grace(timeout: Duration) -> Duration {
+    GRACE.min(timeout / 20)
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -402,6 +418,7 @@ fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emit
         .name("watchdog".into())
         .stack_size(64 * 1024)
         .spawn(move || {
+            let grace = grace(tool.timeout());
             let (mutex, cv) = &*shared;
             let mut watch = lock(mutex);
             loop {
@@ -409,7 +426,7 @@ fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emit
                     watch = cv.wait(watch).unwrap_or_else(|p| p.into_inner());
                     continue;
                 };
-                let fire_at = ctx.deadline + GRACE;
+                let fire_at = ctx.deadline + grace;
                 let now = Instant::now();
                 if now < fire_at {
                     watch = cv
@@ -450,6 +467,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
     });
     let emitter = Arc::new(Mutex::new(Emitter {
         renderer: Renderer::new(format, T::LABEL),
+        scrubber: crate::redact::Scrubber::new(tool.secrets()),
         host: common
             .reporting_host
             .clone()

@@ -7,10 +7,12 @@
 
 pub mod cli;
 pub mod domains;
+pub mod files;
 pub mod http;
 pub mod notify;
 pub mod openstack;
 pub mod procs;
+pub mod redact;
 pub mod reload;
 pub mod render;
 pub mod report;

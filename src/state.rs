@@ -33,11 +33,18 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
         std::process::id()
     ));
     let result = (|| {
+        // A file left by a killed run of the same pid, or a link planted
+        // under the name: removed (a link itself, never its target), then
+        // created afresh, never opened through a link.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -54,6 +61,9 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     }
     result
 }
+
+/// The most bytes of a state file read back (its own writes stay far below).
+pub const STATE_MAX: u64 = 1 << 30;
 
 /// A `--state` file held under an exclusive lock while a run uses it.
 ///
@@ -77,8 +87,23 @@ impl<S: Serialize + DeserializeOwned + Default> Locked<S> {
     pub fn open(path: &Path) -> Result<Locked<S>, String> {
         let lock = lock_exclusive(&sibling(path, ".lock"))
             .map_err(|e| format!("--state {}: {e}", path.display()))?;
+        Self::read_locked(path, lock)
+    }
+
+    /// [`Locked::open`], waiting for another run's lock only until `until`:
+    /// `None` when it is still held then.
+    pub fn open_until(path: &Path, until: std::time::Instant) -> Result<Option<Locked<S>>, String> {
+        match lock_exclusive_until(&sibling(path, ".lock"), until)
+            .map_err(|e| format!("--state {}: {e}", path.display()))?
+        {
+            Some(lock) => Self::read_locked(path, lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn read_locked(path: &Path, lock: nix::fcntl::Flock<fs::File>) -> Result<Locked<S>, String> {
         let mut warning = None;
-        let value = match fs::read(path) {
+        let value = match crate::files::read_bounded_io(path, STATE_MAX) {
             Ok(bytes) => match serde_json::from_slice::<S>(&bytes) {
                 Ok(v) => v,
                 Err(e) => {
@@ -102,7 +127,13 @@ impl<S: Serialize + DeserializeOwned + Default> Locked<S> {
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => S::default(),
-            Err(e) => return Err(format!("--state {}: {e}", path.display())),
+            Err(e) => {
+                return Err(format!(
+                    "--state {}: {}",
+                    path.display(),
+                    crate::files::io_words(&e)
+                ))
+            }
         };
         Ok(Locked {
             path: path.to_path_buf(),
@@ -152,14 +183,55 @@ pub fn note_record(check: &str, path: &Path, note: String) -> crate::report::Rec
 /// Take an exclusive lock on `lock_path` (created if missing), waiting for
 /// whoever holds it; the lock lasts as long as the returned value.
 pub fn lock_exclusive(lock_path: &Path) -> Result<nix::fcntl::Flock<fs::File>, String> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path)
-        .map_err(|e| format!("cannot open lock file {}: {e}", lock_path.display()))?;
+    let file = crate::files::open_no_follow(lock_path, false).map_err(|e| {
+        format!(
+            "cannot open lock file {}: {}",
+            lock_path.display(),
+            crate::files::io_words(&e)
+        )
+    })?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))
+}
+
+/// The state as it is now, read without the lock (the file is only ever
+/// replaced whole, so a reader sees one complete version): for a run that
+/// works first and takes the lock only to merge. Missing or unreadable is
+/// the default; the merge under the lock reports an unreadable file.
+pub fn snapshot<S: DeserializeOwned + Default>(path: &Path) -> S {
+    crate::files::read_bounded(path, STATE_MAX)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// [`lock_exclusive`], waiting only until `until` (at least one try):
+/// `None` when another process still holds the lock then.
+pub fn lock_exclusive_until(
+    lock_path: &Path,
+    until: std::time::Instant,
+) -> Result<Option<nix::fcntl::Flock<fs::File>>, String> {
+    let mut file = crate::files::open_no_follow(lock_path, false).map_err(|e| {
+        format!(
+            "cannot open lock file {}: {}",
+            lock_path.display(),
+            crate::files::io_words(&e)
+        )
+    })?;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Some(lock)),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                let now = std::time::Instant::now();
+                if now >= until {
+                    return Ok(None);
+                }
+                file = f;
+                std::thread::sleep((until - now).min(std::time::Duration::from_millis(5)));
+            }
+            Err((_, e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
+        }
+    }
 }
 
 /// [`update`] for a check whose work yields records: the records, with a

@@ -193,6 +193,20 @@ pub struct Args {
     )]
     pub max_redirects: u32,
 
+    /// With -f follow, still send the credentials (Authorization, X-Auth-Token,
+    /// the Keystone token, headers named by --secret-header) on a redirect to
+    /// HOST (repeatable). By default they go only to the scheme, host and port
+    /// of the URL given, as curl does.
+    #[arg(long = "keep-auth-on-redirect", value_name = "HOST")]
+    pub keep_auth_on_redirect: Vec<String>,
+
+    /// A -k header that carries a credential (repeatable): it is not sent on a
+    /// redirect to another origin, and its value never appears in any output.
+    /// Authorization, Proxy-Authorization, Cookie, X-Auth-Token and other
+    /// well-known credential headers are treated so without it.
+    #[arg(long = "secret-header", value_name = "NAME")]
+    pub secret_headers: Vec<String>,
+
     /// Do not verify the server certificate (expiry is still reported).
     #[arg(long)]
     pub insecure: bool,
@@ -384,39 +398,12 @@ enum Mode {
     Toggle(String, bool),
 }
 
-fn read_secret_file(path: &PathBuf, flag: &str) -> Result<String, UsageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("{flag} {}: {e}", path.display())))?;
-    let line = text.lines().next().unwrap_or("").trim().to_string();
-    if line.is_empty() {
-        return Err(UsageError::new(format!(
-            "{flag} {}: the file is empty",
-            path.display()
-        )));
-    }
-    Ok(line)
+fn read_secret_file(path: &Path, flag: &str) -> Result<String, UsageError> {
+    crate::files::read_secret_line(path)
+        .map_err(|e| UsageError::new(format!("{flag} {}: {e}", path.display())))
 }
 
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+use crate::redact::base64;
 
 impl Args {
     /// Turn flags into a validated [`Spec`]; every problem is one clear line.
@@ -433,27 +420,29 @@ impl Args {
                             .into(),
                     ));
                 }
+                // An error must not echo a password given in the URL.
+                let shown = crate::redact::url(u);
                 let uri: ureq::http::Uri = u
                     .parse()
-                    .map_err(|e| err(format!("invalid URL {u:?}: {e}")))?;
+                    .map_err(|e| err(format!("invalid URL {shown:?}: {e}")))?;
                 match uri.scheme_str() {
                     Some("http") | Some("https") => {}
                     Some(other) => {
                         return Err(err(format!(
-                            "invalid URL {u:?}: scheme {other:?} is not http or https"
+                            "invalid URL {shown:?}: scheme {other:?} is not http or https"
                         )))
                     }
                     None => {
                         return Err(err(format!(
-                            "invalid URL {u:?}: it needs http:// or https://"
+                            "invalid URL {shown:?}: it needs http:// or https://"
                         )))
                     }
                 }
                 let authority = uri
                     .authority()
-                    .ok_or_else(|| err(format!("invalid URL {u:?}: no host")))?;
+                    .ok_or_else(|| err(format!("invalid URL {shown:?}: no host")))?;
                 if authority.host().is_empty() {
-                    return Err(err(format!("invalid URL {u:?}: no host")));
+                    return Err(err(format!("invalid URL {shown:?}: no host")));
                 }
                 // Credentials in the URL become Basic auth and leave the URL,
                 // so they can never show up in a record's target.
@@ -534,9 +523,10 @@ impl Args {
         let body = match (&self.post, &self.data) {
             (Some(p), _) => Some(p.clone().into_bytes()),
             (None, Some(d)) => match d.strip_prefix('@') {
-                Some(path) => {
-                    Some(std::fs::read(path).map_err(|e| err(format!("--data @{path}: {e}")))?)
-                }
+                Some(path) => Some(
+                    crate::files::read_bounded(Path::new(path), crate::files::SECRET_MAX)
+                        .map_err(|e| err(format!("--data @{path}: {e}")))?,
+                ),
                 None => Some(d.clone().into_bytes()),
             },
             (None, None) => None,
@@ -705,6 +695,17 @@ impl Args {
         if self.max_body == 0 {
             return Err(err("--max-body must be more than 0".into()));
         }
+        let head = super::conn::output_buffer_for(
+            &url,
+            &headers,
+            self.user_agent.as_deref().unwrap_or(super::USER_AGENT),
+        ) - 1024;
+        if head > super::conn::MAX_REQUEST_HEAD {
+            return Err(err(format!(
+                "the request's URL and headers come to about {head} bytes; at most {} are sent",
+                super::conn::MAX_REQUEST_HEAD
+            )));
+        }
         let spec = Spec {
             name: self.name.clone(),
             url,
@@ -724,6 +725,16 @@ impl Args {
             size,
             on_redirect: self.onredirect,
             max_redirects: self.max_redirects,
+            keep_auth_hosts: self
+                .keep_auth_on_redirect
+                .iter()
+                .map(|h| h.trim().trim_matches(['[', ']']).to_ascii_lowercase())
+                .collect(),
+            secret_headers: self
+                .secret_headers
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             tls: TlsOptions {
                 insecure: self.insecure,
                 ca_file: self.ca_file.clone(),
@@ -877,18 +888,13 @@ impl Args {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        // The state is held (locked) for the whole run: counters are added
-        // to each record as it goes out.
-        let mut locked = match &self.state {
-            Some(path) => match crate::state::Locked::<HttpState>::open(path) {
-                Ok(l) => Some(l),
-                Err(e) => return vec![Record::new(super::CHECK, "", Status::Unknown, e)],
-            },
-            None => None,
-        };
-        let disabled: Vec<String> = match &locked {
+        // The state is read without the lock and the lock is taken only to
+        // merge this run's counts at the end: overlapping runs (cron) never
+        // spend their deadline waiting for each other. Records go out with
+        // the counters as this run sees them.
+        let mut seen: Option<HttpState> = self.state.as_deref().map(crate::state::snapshot);
+        let disabled: Vec<String> = match &seen {
             Some(l) if self.only.is_empty() => l
-                .value
                 .targets
                 .iter()
                 .filter(|(_, t)| t.disabled)
@@ -906,14 +912,19 @@ impl Args {
                 }
             })
             .collect();
-        let state = Mutex::new(locked.as_mut().map(|l| &mut l.value));
+        let state = Mutex::new((seen.as_mut(), Vec::<(String, Record)>::new()));
         let kept = Mutex::new(Vec::new());
         targets::run_all_in_order(&chosen, ctx, self.concurrency, &|mut chunk: Vec<Record>| {
-            if let Some(s) = state.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                for r in chunk.iter_mut() {
-                    let stats = s.targets.entry(r.name.clone()).or_default();
-                    stats.update(r);
-                    stats.annotate(r);
+            {
+                let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+                let (seen, counted) = &mut *guard;
+                if let Some(s) = seen.as_mut() {
+                    for r in chunk.iter_mut() {
+                        let stats = s.targets.entry(r.name.clone()).or_default();
+                        stats.update(r);
+                        stats.annotate(r);
+                        counted.push((r.name.clone(), targets::counted_part(r)));
+                    }
                 }
             }
             let names: Vec<String> = chunk.iter().map(|r| r.name.clone()).collect();
@@ -928,16 +939,43 @@ impl Args {
             kept.lock().unwrap_or_else(|p| p.into_inner()).extend(left);
         });
         let mut records = kept.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut l) = locked {
-            let mut notes: Vec<String> = l.warning.take().into_iter().collect();
-            if let Err(e) = l.save() {
-                notes.push(e);
-            }
-            let mut extra = Vec::new();
-            self.state_notes(notes, &mut extra);
-            records.extend(ctx.emit_now(extra));
+        let (_, counted) = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = &self.state {
+            records.extend(ctx.emit_now(self.merge(path, counted, ctx)));
         }
         records
+    }
+
+    /// Add this run's counts to the state under its lock: the state as it
+    /// is now (another run may have merged since this one started), so no
+    /// run's counts are lost. The lock is waited for until the deadline
+    /// (another run holds it only to merge); past it, this run's counts are
+    /// not saved and a record says so.
+    fn merge(&self, path: &Path, counted: Vec<(String, Record)>, ctx: &Context) -> Vec<Record> {
+        let until = ctx
+            .deadline
+            .max(std::time::Instant::now() + std::time::Duration::from_millis(20));
+        let mut notes = Vec::new();
+        match crate::state::Locked::<HttpState>::open_until(path, until) {
+            Ok(Some(mut l)) => {
+                for (name, r) in &counted {
+                    l.value.targets.entry(name.clone()).or_default().update(r);
+                }
+                notes.extend(l.warning.take());
+                if let Err(e) = l.save() {
+                    notes.push(e);
+                }
+            }
+            Ok(None) => notes.push(format!(
+                "--state {}: another run held the state lock until the deadline (-t); this run's counts for {} targets were not saved",
+                path.display(),
+                counted.len()
+            )),
+            Err(e) => notes.push(e),
+        }
+        let mut extra = Vec::new();
+        self.state_notes(notes, &mut extra);
+        extra
     }
 
     fn list(&self, all: &[Target]) -> Vec<Record> {
@@ -1039,6 +1077,14 @@ impl Tool for Args {
 
     fn common(&self) -> &Common {
         &self.common
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        // One probe's own; each target of a file scrubs its own record.
+        match &self.mode {
+            Some(Mode::One(spec)) => spec.secrets(),
+            _ => Vec::new(),
+        }
     }
 
     fn given(&mut self, matches: &clap::ArgMatches) {
@@ -1259,14 +1305,6 @@ mod tests {
         assert_eq!(percent_decode("%aé"), "%aé");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 
     impl Args {

@@ -25,8 +25,25 @@ use ureq::unversioned::transport::{
 /// needs a fraction of that, and peak RSS is one of our benchmarks.
 pub const BUFFER_SIZE: usize = 16 * 1024;
 
-/// Output buffer: a probe's request is a few hundred bytes.
+/// Output buffer: a probe's request head is a few hundred bytes; a longer
+/// one gets a buffer of its size (see [`output_buffer_for`]).
 pub const OUTPUT_BUFFER_SIZE: usize = 4 * 1024;
+
+/// The longest request head (request line and headers) probe-http sends;
+/// servers commonly refuse more than 8 to 64 KiB.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// The output buffer a request needs: its head, with room for the headers
+/// ureq adds (Host, User-Agent, Content-Length...), at least the default.
+pub fn output_buffer_for(url: &str, headers: &[(String, String)], user_agent: &str) -> usize {
+    let head = url.len()
+        + user_agent.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+    (head + 1024).max(OUTPUT_BUFFER_SIZE)
+}
 
 /// The outcome of one timed phase.
 #[derive(Debug, Clone)]
@@ -290,7 +307,10 @@ impl<In: Transport> Connector<In> for TcpStep {
                         ok: true,
                         detail,
                     });
-                    let buffers = LazyBuffers::new(BUFFER_SIZE, OUTPUT_BUFFER_SIZE);
+                    let buffers = LazyBuffers::new(
+                        details.config.input_buffer_size(),
+                        details.config.output_buffer_size(),
+                    );
                     return Ok(Some(TcpTransport { stream, buffers }.boxed()));
                 }
                 Err(e) => {
@@ -538,7 +558,10 @@ impl Connector<Box<dyn Transport>> for TlsStep {
             });
         }
         Ok(Some(Box::new(TlsTransport {
-            buffers: LazyBuffers::new(BUFFER_SIZE, OUTPUT_BUFFER_SIZE),
+            buffers: LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
             stream: StreamOwned { conn, sock },
         })))
     }

@@ -115,6 +115,10 @@ pub struct Spec {
     pub on_redirect: OnRedirect,
     /// How many redirects to follow at most.
     pub max_redirects: u32,
+    /// Hosts (lower case) a redirect may take the credentials to.
+    pub keep_auth_hosts: Vec<String>,
+    /// More header names (lower case) that carry credentials.
+    pub secret_headers: Vec<String>,
     /// TLS settings.
     pub tls: TlsOptions,
     /// Fixed addresses for host names (`-I`, `--connect-to`).
@@ -160,8 +164,117 @@ impl Spec {
         self.name.as_deref().unwrap_or(&self.url)
     }
 
+    /// Whether a request header carries a credential: never sent to
+    /// another origin on a redirect, never shown.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+            || self
+                .secret_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// The secrets this probe sends (credential header values, with the
+    /// Basic password and the bare token apart), for the scrubber.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.headers {
+            if !self.is_secret_header(k) {
+                continue;
+            }
+            out.push(v.clone());
+            if let Some((scheme, credential)) = v.split_once(' ') {
+                // "Bearer TOKEN", "Basic BASE64": the credential alone too.
+                out.push(credential.trim().to_string());
+                if scheme.eq_ignore_ascii_case("basic") {
+                    if let Some(pair) = decode_base64(credential.trim()) {
+                        if let Some((_, password)) = pair.split_once(':') {
+                            out.push(password.to_string());
+                        }
+                        out.push(pair);
+                    }
+                }
+            }
+        }
+        if let Some(os) = &self.openstack {
+            out.push(os.keystone.cloud.secret().expose().to_string());
+        }
+        out
+    }
+
     fn body_needed(&self) -> bool {
         self.string.is_some() || self.regex.is_some() || !self.json.is_empty()
+    }
+}
+
+/// Hops of a redirect chain shown in a trace: the first and last halves.
+const TRACE_HOPS: usize = 20;
+
+/// Request headers known to carry credentials (any case). Others can be
+/// named with `--secret-header`.
+pub const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-auth-token",
+    "x-subject-token",
+    "x-api-key",
+    "api-key",
+    "x-auth-key",
+    "x-access-token",
+    "x-vault-token",
+    "private-token",
+    "x-amz-security-token",
+];
+
+fn decode_base64(text: &str) -> Option<String> {
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().take_while(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `scheme://host:port` of a URL, the port filled in, the host in lower
+/// case: what decides whether credentials may go along on a redirect.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.trim_matches(['[', ']']).to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    Some((scheme, host, port))
+}
+
+/// A URL without its userinfo: a `Location` may carry `user:password@`,
+/// which is neither sent nor shown.
+fn without_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_len].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -236,12 +349,15 @@ pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
                 )));
             }
             let key_path = key.as_ref().unwrap_or(cert);
-            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-                UsageError::new(format!(
-                    "--client-key {}: {}",
-                    key_path.display(),
-                    pem_error(&e)
-                ))
+            let flag = if key.is_some() {
+                "--client-key"
+            } else {
+                "--client-cert"
+            };
+            let bytes = crate::files::read_bounded(key_path, crate::files::CONFIG_MAX)
+                .map_err(|e| UsageError::new(format!("{flag} {}: {e}", key_path.display())))?;
+            let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+                UsageError::new(format!("{flag} {}: {}", key_path.display(), pem_error(&e)))
             })?;
             builder
                 .with_client_auth_cert(chain, key)
@@ -326,16 +442,24 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-fn read_certs(path: &PathBuf, flag: &str) -> Result<Vec<CertificateDer<'static>>, UsageError> {
-    let iter = CertificateDer::pem_file_iter(path)
-        .map_err(|e| UsageError::new(format!("{flag} {}: {}", path.display(), pem_error(&e))))?;
-    iter.collect::<Result<Vec<_>, _>>()
+fn read_certs(
+    path: &std::path::Path,
+    flag: &str,
+) -> Result<Vec<CertificateDer<'static>>, UsageError> {
+    let bytes = crate::files::read_bounded(path, crate::files::CONFIG_MAX)
+        .map_err(|e| UsageError::new(format!("{flag} {}: {e}", path.display())))?;
+    CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| UsageError::new(format!("{flag} {}: {}", path.display(), pem_error(&e))))
 }
 
 /// Everything learned about one hop.
 struct Hop {
     url: String,
+    /// Whether the credentials went with this request.
+    credentials: bool,
+    /// Its Location leads back to a URL already requested in this chain.
+    loops: bool,
     phases: Phases,
     started: Instant,
     outcome: Result<HopResponse, ureq::Error>,
@@ -384,12 +508,25 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     let mut url = spec.url.clone();
     let mut hops: Vec<Hop> = Vec::new();
     let mut body = BodyRead::default();
+    let first_origin = origin(&spec.url);
+    let mut visited = std::collections::HashSet::from([url.clone()]);
     loop {
         let hop_started = Instant::now();
+        // Credentials go only to the origin of the URL given (and to hosts
+        // the operator named): a redirect elsewhere never receives them.
+        let here = origin(&url);
+        let credentials = hops.is_empty()
+            || here == first_origin
+            || here
+                .as_ref()
+                .is_some_and(|(_, host, _)| spec.keep_auth_hosts.iter().any(|h| h == host));
         let mut request = ureq::http::Request::builder()
             .method(spec.method.as_str())
             .uri(url.as_str());
         for (k, v) in &spec.headers {
+            if !credentials && spec.is_secret_header(k) {
+                continue;
+            }
             request = request.header(k.as_str(), v.as_str());
         }
         let outcome = request
@@ -401,6 +538,8 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
             Err(e) => {
                 hops.push(Hop {
                     url: url.clone(),
+                    credentials,
+                    loops: false,
                     phases: recorder.take(),
                     started: hop_started,
                     outcome: Err(e),
@@ -417,7 +556,8 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         let is_redirect = (300..400).contains(&status) && location.is_some();
         let follow = is_redirect
             && spec.on_redirect == OnRedirect::Follow
-            && (hops.len() as u32) < spec.max_redirects;
+            && (hops.len() as u32) < spec.max_redirects
+            && !ctx.remaining().is_zero();
         if !follow {
             body = read_body(&mut response, spec);
         }
@@ -443,6 +583,8 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         };
         hops.push(Hop {
             url: url.clone(),
+            credentials,
+            loops: false,
             phases: recorder.take(),
             started: hop_started,
             outcome: Ok(hop_response),
@@ -451,13 +593,25 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
             break;
         }
         match location.as_deref().and_then(|l| resolve_location(&url, l)) {
-            Some(next) => url = next,
+            Some(next) => {
+                let next = without_userinfo(&next);
+                if !visited.insert(next.clone()) {
+                    if let Some(last) = hops.last_mut() {
+                        last.loops = true;
+                    }
+                    break;
+                }
+                url = next;
+            }
             None => break,
         }
     }
     let total = started.elapsed();
     evaluate(spec, ctx, &mut record, &hops, &body, total, tls.is_some());
     record.duration_ms = crate::report::round_ms(total);
+    // A server may echo a credential back (in a header, a body, a JSON
+    // field an assertion quotes): never into a record or the state.
+    crate::redact::Scrubber::new(spec.secrets()).scrub_record(&mut record);
     record
 }
 
@@ -480,7 +634,18 @@ fn build_agent(
         .timeout_global(Some(ctx.remaining()))
         .user_agent(spec.user_agent.as_deref().unwrap_or(USER_AGENT))
         .input_buffer_size(conn::BUFFER_SIZE)
-        .output_buffer_size(conn::OUTPUT_BUFFER_SIZE)
+        .output_buffer_size(
+            conn::output_buffer_for(
+                &spec.url,
+                &spec.headers,
+                spec.user_agent.as_deref().unwrap_or(USER_AGENT),
+            ) + if spec.on_redirect == OnRedirect::Follow {
+                // A Location may be longer than the URL given.
+                8 * 1024
+            } else {
+                0
+            },
+        )
         .max_response_header_size(conn::BUFFER_SIZE)
         .ip_family(match spec.family {
             Some(IpFamilyWanted::V4) => ureq::config::IpFamily::Ipv4Only,
@@ -722,14 +887,36 @@ fn evaluate(
         *status_acc = (*status_acc).max(s);
         problems.push(msg);
     };
-    // Phases, hop by hop.
+    // Phases, hop by hop; a long chain keeps its first and last hops.
+    let skipped = hops.len().saturating_sub(TRACE_HOPS);
     for (i, hop) in hops.iter().enumerate() {
+        if skipped > 0 && i >= TRACE_HOPS / 2 && i < TRACE_HOPS / 2 + skipped {
+            if i == TRACE_HOPS / 2 {
+                record.trace.push(TraceStep::new(
+                    "redirect",
+                    true,
+                    Duration::ZERO,
+                    Some(format!("... {skipped} more redirects not shown")),
+                ));
+            }
+            continue;
+        }
         if i > 0 {
+            let dropped =
+                !hop.credentials && spec.headers.iter().any(|(k, _)| spec.is_secret_header(k));
             record.trace.push(TraceStep::new(
                 "redirect",
                 true,
                 Duration::ZERO,
-                Some(format!("-> {}", hop.url)),
+                Some(format!(
+                    "-> {}{}",
+                    crate::redact::url(&hop.url),
+                    if dropped {
+                        " (another origin: credentials not sent; see --keep-auth-on-redirect)"
+                    } else {
+                        ""
+                    }
+                )),
             ));
         }
         phase_steps(&hop.phases, record);
@@ -784,7 +971,7 @@ fn evaluate(
     }
     if hops.len() > 1 {
         record.detail("redirects", hops.len() - 1);
-        record.detail("final_url", last.url.clone());
+        record.detail("final_url", crate::redact::url(&last.url).into_owned());
     }
     // Certificate: over the whole chain presented on any hop.
     let chain: Vec<&conn::CertInfo> = hops.iter().flat_map(|h| h.phases.chain.iter()).collect();
@@ -942,7 +1129,7 @@ fn evaluate(
                 Status::Warning,
                 format!(
                     "HTTP {code} redirect to {}",
-                    response.location.as_deref().unwrap_or("?")
+                    crate::redact::url(response.location.as_deref().unwrap_or("?"))
                 ),
             ),
             OnRedirect::Critical => (
@@ -950,7 +1137,25 @@ fn evaluate(
                 Status::Critical,
                 format!(
                     "HTTP {code} redirect to {}",
-                    response.location.as_deref().unwrap_or("?")
+                    crate::redact::url(response.location.as_deref().unwrap_or("?"))
+                ),
+            ),
+            OnRedirect::Follow if last.loops => (
+                false,
+                Status::Critical,
+                format!(
+                    "redirect loop: {} redirects to {}, already requested ({} redirects followed)",
+                    crate::redact::url(&last.url),
+                    crate::redact::url(response.location.as_deref().unwrap_or("?")),
+                    hops.len() - 1
+                ),
+            ),
+            OnRedirect::Follow if response.location.is_some() && ctx.remaining().is_zero() => (
+                false,
+                ctx.timeout_state,
+                format!(
+                    "the deadline (-t) ended the run after {} redirects",
+                    hops.len() - 1
                 ),
             ),
             OnRedirect::Follow if response.location.is_some() => (

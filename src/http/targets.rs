@@ -255,7 +255,7 @@ fn table_words(
 /// Read a TOML targets file: `[defaults]` and `[[target]]` tables whose keys
 /// are probe-http's long options.
 pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
-    let text = std::fs::read_to_string(file)
+    let text = crate::files::read_text(file, crate::files::TARGETS_MAX)
         .map_err(|e| UsageError::new(format!("--targets {}: {e}", file.display())))?;
     let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e
@@ -455,10 +455,11 @@ fn finish(file: &Path, targets: Vec<Target>) -> Result<Vec<Target>, UsageError> 
 /// option (or `labels` as `k=v;k=v`, `timeout`, `enabled`); an empty cell
 /// leaves the option unset.
 pub fn load_csv(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
+    let bytes = crate::files::read_bounded(file, crate::files::TARGETS_MAX)
+        .map_err(|e| UsageError::new(format!("--targets-csv {}: {e}", file.display())))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(file)
-        .map_err(|e| UsageError::new(format!("--targets-csv {}: {e}", file.display())))?;
+        .from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| UsageError::new(format!("{}: {e}", file.display())))?
@@ -558,7 +559,8 @@ pub fn load_csv(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError
 pub fn load_skypunch(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
     use super::skypunch::{self, TARGET_COLUMNS};
     let at = |m: String| UsageError::new(format!("{}: {m}", file.display()));
-    let text = std::fs::read_to_string(file).map_err(|e| at(e.to_string()))?;
+    let text = crate::files::read_text(file, crate::files::TARGETS_MAX)
+        .map_err(|e| UsageError::new(format!("--targets-skypunch {}: {e}", file.display())))?;
     let rows: Vec<skypunch::Row> = skypunch::rows(&text, &|t| {
         t.eq_ignore_ascii_case("targets")
             .then(|| TARGET_COLUMNS.iter().map(|c| c.to_string()).collect())
@@ -737,6 +739,8 @@ pub fn run_all_in_order(
                 );
                 r.name = t.name.clone();
                 r.labels = t.spec.labels.clone();
+                // The run's doing, not the target's: not counted in --state.
+                r.detail(NOT_STARTED, true);
                 r
             })
         })
@@ -744,6 +748,24 @@ pub fn run_all_in_order(
     if !rest.is_empty() {
         ready(rest);
     }
+}
+
+/// The detail a record gets when its target was never tried (the deadline
+/// came first): such a run says nothing about the target.
+pub const NOT_STARTED: &str = "not_started";
+
+/// What of a record the counters need, kept until the run merges them
+/// into the state (the trace only of a failure).
+pub fn counted_part(r: &Record) -> Record {
+    let mut c = Record::new(super::CHECK, "", r.status, r.summary.clone());
+    c.ts.clone_from(&r.ts);
+    if r.status != Status::Ok {
+        c.trace = r.trace.clone();
+    }
+    if let Some(code) = r.details.get("status_code") {
+        c.details.insert("status_code".into(), code.clone());
+    }
+    c
 }
 
 /// Skypunch's counters for one target.
@@ -791,6 +813,9 @@ pub struct HttpState {
 impl TargetStats {
     /// Count one run's record.
     pub fn update(&mut self, r: &Record) {
+        if r.details.get(NOT_STARTED).is_some() {
+            return;
+        }
         if r.status == Status::Ok {
             self.pass_count += 1;
             self.consecutive_failures = 0;

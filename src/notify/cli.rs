@@ -290,8 +290,8 @@ fn secret_from(
             .map_err(|_| format!("{what}: the environment variable {var} is not set"));
     }
     if let Some(path) = file {
-        return std::fs::read_to_string(path)
-            .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_string())))
+        return crate::files::read_secret_line(std::path::Path::new(path))
+            .map(|v| Some(Secret::new(v)))
             .map_err(|e| format!("{what}: {path}: {e}"));
     }
     Ok(None)
@@ -392,7 +392,10 @@ pub fn build_sink(
             let ca_pem = s
                 .ca_file
                 .as_ref()
-                .map(|f| std::fs::read(f).map_err(|e| format!("{what}: ca_file {f}: {e}")))
+                .map(|f| {
+                    crate::files::read_bounded(std::path::Path::new(f), crate::files::CONFIG_MAX)
+                        .map_err(|e| format!("{what}: ca_file {f}: {e}"))
+                })
                 .transpose()?;
             Box::new(EmailSink {
                 to,
@@ -607,7 +610,7 @@ impl Args {
         if let Some(r) = save(&locked, &scratch) {
             out.extend(ctx.emit_now(vec![r]));
         }
-        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now())));
+        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
 
         if !self.retry_only {
             let (tx, rx) = mpsc::sync_channel::<Option<String>>(8192);
@@ -698,7 +701,7 @@ impl Args {
                     dirty = true;
                     // Retries that came due.
                     if !spooled {
-                        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now())));
+                        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
                     }
                 }
                 if spooled || (dirty && last_save.elapsed() >= Duration::from_secs(1)) {
@@ -710,7 +713,7 @@ impl Args {
                     dirty = false;
                 }
                 if spooled {
-                    out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now())));
+                    out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
                 }
                 if eof {
                     break;
@@ -722,7 +725,7 @@ impl Args {
         if let Some(r) = save(&locked, &scratch) {
             out.extend(ctx.emit_now(vec![r]));
         }
-        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now())));
+        out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
         if let Some(r) = save(&locked, &scratch) {
             out.extend(ctx.emit_now(vec![r]));
         }
@@ -802,6 +805,7 @@ impl Tool for Args {
         } else {
             config.key.clone().unwrap_or_else(input::default_key)
         };
+        let scrubber = crate::redact::Scrubber::new(sinks.iter().flat_map(|s| s.sink.secrets()));
         let spool_dir = self.spool.clone().or_else(|| {
             self.state
                 .as_ref()
@@ -825,6 +829,7 @@ impl Tool for Args {
                 },
                 dry_run: self.dry_run,
                 history,
+                scrubber,
             },
             spool_dir,
         });
@@ -833,6 +838,14 @@ impl Tool for Args {
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
         self.stream(ctx)
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.prepared
+            .iter()
+            .flat_map(|p| p.notifier.sinks.iter())
+            .flat_map(|s| s.sink.secrets())
+            .collect()
     }
 
     fn timed_out(&self, ctx: &Context) -> Vec<Record> {
@@ -899,10 +912,16 @@ pub fn history_main(args: Vec<OsString>) -> ExitCode {
         (None, Some(s)) => crate::state::sibling(s, ".history.jsonl"),
         (None, None) => return fail("give --state FILE or --history FILE".into()),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let text = match crate::files::read_bounded_io(&path, crate::files::HISTORY_MAX) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return fail(format!("{}: {e}", path.display())),
+        Err(e) => {
+            return fail(format!(
+                "{}: {}",
+                path.display(),
+                crate::files::io_words(&e)
+            ))
+        }
     };
     let mut lines: Vec<HistoryLine> = Vec::new();
     for (i, l) in text.lines().enumerate() {

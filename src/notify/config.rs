@@ -311,7 +311,7 @@ pub const SINK_KINDS: [&str; 7] = [
 /// Read and check a configuration file. `base` are the rules from flags.
 pub fn load(path: &Path, base: &Rules) -> Result<Config, UsageError> {
     let at = |m: String| UsageError::new(format!("{}: {m}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
+    let text = crate::files::read_text(path, crate::files::CONFIG_MAX).map_err(at)?;
     let file: File = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()

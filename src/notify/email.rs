@@ -172,6 +172,18 @@ impl Sink for EmailSink {
         format!("{} via {}:{}", to.join(","), self.host, self.port)
     }
 
+    fn secrets(&self) -> Vec<String> {
+        match &self.credentials {
+            // The password, and the AUTH PLAIN and LOGIN forms a server
+            // might quote back (the scrubber also finds its base64).
+            Some((user, password)) => vec![
+                password.expose().to_string(),
+                format!("\0{user}\0{}", password.expose()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     fn payload(&self, alert: &Alert) -> Value {
         json!({
             "from": self.from.to_string(),

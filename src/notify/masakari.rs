@@ -106,9 +106,13 @@ impl Sink for MasakariSink {
 
     fn describe(&self) -> String {
         match &self.url {
-            Some(u) => format!("masakari at {u}"),
+            Some(u) => format!("masakari at {}", crate::redact::url(u)),
             None => format!("masakari of {}", self.keystone.cloud.source),
         }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![self.keystone.cloud.secret().expose().to_string()]
     }
 
     fn wants(&self, alert: &Alert) -> bool {

@@ -33,6 +33,13 @@ use spool::{Delivery, Item, Outcome, Spool};
 /// The `check` field of notify's records.
 pub const CHECK: &str = "notify";
 
+/// Deliveries stop this long before the deadline: time to save the state,
+/// prune the spool and print the run's last records.
+pub const DELIVERY_MARGIN: Duration = Duration::from_millis(100);
+
+/// An attempt is not started with less time than this left.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
 /// Unix seconds now.
 pub fn unix_now() -> f64 {
     SystemTime::now()
@@ -167,6 +174,8 @@ pub struct Notifier {
     pub dry_run: bool,
     /// Where transitions are appended.
     pub history: Option<PathBuf>,
+    /// The sinks' secrets, scrubbed from what a peer says back.
+    pub scrubber: crate::redact::Scrubber,
 }
 
 impl Notifier {
@@ -321,14 +330,11 @@ impl Notifier {
         };
         let mut text = serde_json::to_string(&line).unwrap_or_default();
         text.push('\n');
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
+        let written =
+            crate::files::open_no_follow(path, true).and_then(|mut f| f.write_all(text.as_bytes()));
         written
             .err()
-            .map(|e| format!("history {}: {e}", path.display()))
+            .map(|e| format!("history {}: {}", path.display(), crate::files::io_words(&e)))
     }
 
     /// Record a transition and spool its alert for its sinks.
@@ -442,10 +448,19 @@ impl Notifier {
 
     /// Try every due delivery, oldest alert first; a sink gets a key's
     /// alerts in order (a later one waits while an earlier one is pending).
-    pub fn deliver(&self, state: &mut NotifyState, spool: &mut Spool, now: f64) -> Vec<Record> {
+    /// Each outcome is handed to `ctx` as it happens (and is on disk before
+    /// the next attempt); no attempt runs past the run's deadline, and one
+    /// the deadline cut short is tried again by the next run without waiting.
+    pub fn deliver(
+        &self,
+        state: &mut NotifyState,
+        spool: &mut Spool,
+        now: f64,
+        ctx: &crate::cli::Context,
+    ) -> Vec<Record> {
         let mut out = Vec::new();
         let mut blocked: HashSet<(String, String)> = HashSet::new();
-        for idx in 0..spool.items.len() {
+        'items: for idx in 0..spool.items.len() {
             let mut changed = false;
             let names: Vec<String> = spool.items[idx].deliveries.keys().cloned().collect();
             for name in names {
@@ -485,9 +500,26 @@ impl Notifier {
                         continue;
                     }
                 };
+                // Time is kept after the last attempt to save the state
+                // and print what happened.
+                let left = ctx.remaining().saturating_sub(DELIVERY_MARGIN);
+                if left < MIN_ATTEMPT {
+                    break 'items;
+                }
+                let timeout = sink.timeout.min(left);
+                let cut_short = timeout < sink.timeout;
                 d.attempts += 1;
                 let started = std::time::Instant::now();
-                let result = sink.sink.deliver(&item.alert, sink.timeout);
+                let result = sink.sink.deliver(&item.alert, timeout);
+                let result = match result {
+                    Err(Failure::Retry(said)) => {
+                        Err(Failure::Retry(self.scrubber.scrub(&said).into_owned()))
+                    }
+                    Err(Failure::Final(said)) => {
+                        Err(Failure::Final(self.scrubber.scrub(&said).into_owned()))
+                    }
+                    Ok(said) => Ok(self.scrubber.scrub(&said).into_owned()),
+                };
                 // Waits count from the end of the attempt, not its start.
                 let after = now + started.elapsed().as_secs_f64();
                 let attempts = d.attempts;
@@ -527,6 +559,20 @@ impl Notifier {
                                     humantime::format_duration(self.retry.give_up_after)
                                 ),
                             )
+                        } else if cut_short && ctx.remaining() <= DELIVERY_MARGIN {
+                            // The deadline, not the sink, ended it: no
+                            // back-off, the next run tries at once.
+                            d.attempts -= 1;
+                            counters.retried += 1;
+                            blocked.insert(lane);
+                            (
+                                Status::Warning,
+                                "retry",
+                                format!(
+                                    "{} not finished when the deadline (-t) came: {said}; spooled for the next run",
+                                    sink.sink.describe(),
+                                ),
+                            )
                         } else {
                             let wait = spool::backoff(attempts, self.retry.base, self.retry.cap);
                             d.next_try = after + wait.as_secs_f64();
@@ -547,12 +593,13 @@ impl Notifier {
                 let mut r = alert_record(&item.alert, &name, status, summary);
                 r.event = Some(event.into());
                 r.detail("attempts", attempts);
-                out.push(r);
                 // Durable before the next attempt: an accepted delivery is
                 // never repeated after a crash.
+                let mut said = vec![r];
                 if let Err(e) = spool.persist(&spool.items[idx]) {
-                    out.push(note(Status::Critical, "spool", e));
+                    said.push(note(Status::Critical, "spool", e));
                 }
+                out.extend(ctx.emit_now(said));
             }
             if changed {
                 if let Err(e) = spool.persist(&spool.items[idx]) {
@@ -567,6 +614,8 @@ impl Notifier {
     }
 
     /// A record when alerts are left in the spool at the end of a run.
+    ///
+    /// (Deliveries stop [`DELIVERY_MARGIN`] before the deadline.)
     pub fn leftover(&self, spool: &Spool) -> Option<Record> {
         let pending: usize = spool.items.iter().filter(|i| !i.done()).count();
         (pending > 0).then(|| {

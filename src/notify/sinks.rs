@@ -41,6 +41,12 @@ pub trait Sink: Send + Sync {
     fn payload(&self, alert: &Alert) -> Value;
     /// Send it. `Ok` carries what the other side said, for the record.
     fn deliver(&self, alert: &Alert, timeout: Duration) -> Result<String, Failure>;
+    /// The secrets it holds (passwords, keys, secret URLs, header values),
+    /// scrubbed from anything a peer sends back before it is printed or
+    /// spooled.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether this sink wants this alert at all (Masakari takes only
     /// records it can turn into a notification).
     fn wants(&self, _alert: &Alert) -> bool {
@@ -331,10 +337,35 @@ impl Sink for HttpSink {
         match self.kind {
             "webhook" => {
                 // A generic webhook's path is not a secret, its query may be.
-                self.url.split(['?', '#']).next().unwrap_or("").to_string()
+                crate::redact::url(self.url.split(['?', '#']).next().unwrap_or("")).into_owned()
             }
             _ => redact_url(&self.url),
         }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.headers.iter().map(|(_, v)| v.clone()).collect();
+        out.extend(self.routing_key.iter().map(|k| k.expose().to_string()));
+        if self.kind != "webhook" {
+            // Slack's and Teams' URLs are the secret; a path part of one
+            // is enough to post.
+            out.push(self.url.clone());
+            if let Some((_, rest)) = self.url.split_once("://") {
+                if let Some((_, path)) = rest.split_once('/') {
+                    out.push(path.to_string());
+                }
+            }
+        }
+        if let Some((_, rest)) = self.url.split_once("://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                out.push(userinfo.to_string());
+                if let Some((_, password)) = userinfo.split_once(':') {
+                    out.push(password.to_string());
+                }
+            }
+        }
+        out
     }
 
     fn payload(&self, alert: &Alert) -> Value {

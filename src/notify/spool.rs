@@ -88,13 +88,9 @@ impl Spool {
     /// Open (and create, 0700) a spool directory, lock it, and load what is
     /// in it. Files that cannot be read are set aside and reported.
     pub fn open(dir: &Path) -> Result<(Spool, Vec<String>), String> {
-        use std::os::unix::fs::DirBuilderExt;
-        let say = |e: std::io::Error| format!("spool {}: {e}", dir.display());
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(say)?;
+        let say =
+            |e: std::io::Error| format!("spool {}: {}", dir.display(), crate::files::io_words(&e));
+        crate::files::create_dir_no_follow(dir).map_err(say)?;
         let lock = crate::state::lock_exclusive(&dir.join(".lock"))
             .map_err(|e| format!("spool {}: {e}", dir.display()))?;
         let mut items = Vec::new();
@@ -107,8 +103,7 @@ impl Spool {
             .collect();
         names.sort();
         for path in names {
-            match fs::read(&path)
-                .map_err(|e| e.to_string())
+            match crate::files::read_bounded(&path, crate::files::CONFIG_MAX)
                 .and_then(|b| serde_json::from_slice::<Item>(&b).map_err(|e| e.to_string()))
             {
                 Ok(item) => items.push(item),

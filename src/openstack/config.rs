@@ -73,6 +73,15 @@ pub struct Cloud {
 }
 
 impl Cloud {
+    /// The secret of the credentials (password or application credential
+    /// secret), for scrubbing what Keystone may echo back.
+    pub fn secret(&self) -> &Secret {
+        match &self.credentials {
+            Credentials::Password { password, .. } => password,
+            Credentials::ApplicationCredential { secret, .. } => secret,
+        }
+    }
+
     /// Identity of the credentials without their secret: the token cache key.
     pub fn identity(&self) -> String {
         match &self.credentials {
@@ -140,7 +149,7 @@ fn search_path(env: &dyn Env, file: &str) -> Vec<PathBuf> {
 }
 
 fn read_yaml(path: &Path) -> Result<Value, UsageError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_text(path, crate::files::CONFIG_MAX)
         .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
     serde_saphyr::from_str::<Value>(&text).map_err(|e| {
         let msg = e.to_string();
@@ -178,7 +187,7 @@ pub fn from_clouds_yaml(name: &str, env: &dyn Env) -> Result<Cloud, UsageError> 
         Some(f) => vec![PathBuf::from(f)],
         None => search_path(env, "clouds.yaml"),
     };
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+    let Some(path) = candidates.iter().find(|p| p.exists()) else {
         return Err(UsageError::new(format!(
             "--os-cloud {name:?}: no clouds.yaml in {}",
             candidates

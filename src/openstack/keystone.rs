@@ -270,9 +270,10 @@ pub fn agent(cloud: &Cloud, timeout: Duration) -> ureq::Agent {
         .clone()
         .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
     let certs: Vec<ureq::tls::Certificate<'static>> =
-        rustls::pki_types::CertificateDer::pem_file_iter(&bundle)
-            .map(|it| {
-                it.flatten()
+        crate::files::read_bounded(&bundle, crate::files::CONFIG_MAX)
+            .map(|bytes| {
+                rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
+                    .flatten()
                     .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
                     .collect()
             })
@@ -306,7 +307,10 @@ impl Keystone {
 
     fn read_cache(&self) -> Option<Token> {
         let path = self.cache_file()?;
-        let cached: Cached = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let cached: Cached = serde_json::from_slice(
+            &crate::files::read_bounded(&path, crate::files::CONFIG_MAX).ok()?,
+        )
+        .ok()?;
         if cached.identity != self.cloud.identity() {
             return None;
         }
@@ -407,7 +411,7 @@ impl Keystone {
                     ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                         "connection refused".to_string()
                     }
-                    other => other.to_string(),
+                    other => crate::redact::urls_in(&other.to_string()).into_owned(),
                 };
                 return fail(trace, KeystoneError::Unreachable { url, why });
             }
@@ -429,6 +433,11 @@ impl Keystone {
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| text.chars().take(200).collect());
+            // A Keystone (or something posing as one) may quote the request
+            // back: the password never leaves in its words.
+            let message = crate::redact::Scrubber::new([self.cloud.secret().expose()])
+                .scrub(&message)
+                .into_owned();
             return fail(trace, KeystoneError::Refused { status, message });
         }
         let Some(subject) = subject else {

@@ -220,7 +220,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Read a process list; the format follows the extension (`.yaml`/`.yml`
 /// is masakari's format, anything else TOML).
 pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Entry>, UsageError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_text(path, crate::files::CONFIG_MAX)
         .map_err(|e| UsageError::new(format!("--config {}: {e}", path.display())))?;
     let is_yaml = path
         .extension()

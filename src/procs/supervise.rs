@@ -94,7 +94,7 @@ pub fn uid_of(user: &str) -> Option<u32> {
 /// its children, which are never the thing being watched.
 pub fn find(rules: &MatchRules, procs: &[Proc], excluded: &dyn Fn(&Proc) -> bool) -> Vec<Proc> {
     let pid_from_file = rules.pidfile.as_ref().map(|f| {
-        std::fs::read_to_string(f)
+        crate::files::read_text(f, crate::files::SECRET_MAX)
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok())
     });

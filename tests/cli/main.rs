@@ -7,6 +7,7 @@ mod keystone;
 mod notify;
 mod probe_http;
 mod schema;
+mod security;
 #[cfg(feature = "libvirt")]
 mod watch_domains;
 mod watch_procs;

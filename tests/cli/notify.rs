@@ -16,15 +16,15 @@ pub const NOTIFY: &str = env!("CARGO_BIN_EXE_notify");
 
 /// A loopback receiver that records every request and answers with the
 /// status it is set to (0: hold the request for `stall_ms` first).
-struct Receiver {
-    server: Server,
-    requests: Arc<Mutex<Vec<Request>>>,
-    status: Arc<AtomicU16>,
-    stall_ms: Arc<AtomicU64>,
+pub(crate) struct Receiver {
+    pub(crate) server: Server,
+    pub(crate) requests: Arc<Mutex<Vec<Request>>>,
+    pub(crate) status: Arc<AtomicU16>,
+    pub(crate) stall_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
-    fn new(status: u16) -> Receiver {
+    pub(crate) fn new(status: u16) -> Receiver {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(status));
         let stall_ms = Arc::new(AtomicU64::new(0));
@@ -50,7 +50,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.server.url("/hook")
     }
 
@@ -63,7 +63,7 @@ impl Receiver {
             .collect()
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.requests.lock().expect("lock").len()
     }
 
@@ -80,18 +80,18 @@ impl Receiver {
     }
 }
 
-fn line(check: &str, name: &str, status: &str) -> String {
+pub(crate) fn line(check: &str, name: &str, status: &str) -> String {
     format!(
         r#"{{"ts":"2026-11-23T18:40:00.123Z","host":"mon1","check":"{check}","target":"https://{name}/","name":"{name}","status":"{status}","summary":"{name} is {status}","duration_ms":1.0,"metrics":[],"trace":[{{"step":"response","ok":false,"ms":40.1,"detail":"status 503"}}],"details":{{}},"labels":{{"az":"zone-a"}}}}"#
     )
 }
 
 /// Run notify with `input` on stdin.
-fn notify(args: &[&str], input: &str) -> Run {
+pub(crate) fn notify(args: &[&str], input: &str) -> Run {
     notify_env(args, input, &[])
 }
 
-fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
+pub(crate) fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
     let started = Instant::now();
     let mut child = Command::new(NOTIFY)
         .args(args)
@@ -117,14 +117,14 @@ fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
     }
 }
 
-fn events<'a>(records: &'a [Record], event: &str) -> Vec<&'a Record> {
+pub(crate) fn events<'a>(records: &'a [Record], event: &str) -> Vec<&'a Record> {
     records
         .iter()
         .filter(|r| r.event.as_deref() == Some(event))
         .collect()
 }
 
-fn spool_files(dir: &TempDir) -> usize {
+pub(crate) fn spool_files(dir: &TempDir) -> usize {
     std::fs::read_dir(dir.0.join("n.json.spool"))
         .map(|d| {
             d.flatten()
@@ -601,7 +601,7 @@ fn masakari_api() -> Receiver {
 }
 
 /// A small SMTP server: takes every message (or refuses with 550), keeps them.
-fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let got = Arc::new(Mutex::new(Vec::new()));

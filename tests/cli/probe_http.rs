@@ -53,6 +53,12 @@ fn routes() -> Handler {
                 std::thread::sleep(Duration::from_millis(300));
                 respond(s, 200, &[], b"late")
             }
+            path if path.starts_with("/chain/") => {
+                // A chain of new URLs: /chain/0 -> /chain/1 -> ...
+                let n: u64 = path["/chain/".len()..].parse().unwrap_or(0);
+                let next = format!("/chain/{}", n + 1);
+                respond(s, 302, &[("Location", next.as_str())], b"")
+            }
             _ => respond(s, 404, &[], b"unknown route"),
         },
     )
@@ -244,14 +250,50 @@ fn redirects_follow_or_judge() {
     let warn = run(PROBE_HTTP, &[&srv.url("/redirect"), "-f", "warning"]);
     assert_eq!(warn.code, 1);
 
+    let chain = run(
+        PROBE_HTTP,
+        &[&srv.url("/chain/0"), "-f", "follow", "--max-redirs", "3"],
+    );
+    assert_eq!(chain.code, 2);
+    let r = chain.record();
+    assert!(r.summary.contains("more than 3 redirects"), "{}", r.summary);
+    assert_eq!(r.details["redirects"], 3);
+}
+
+#[test]
+fn a_redirect_loop_is_named_and_its_trace_is_capped() {
+    // Was: --max-redirs 100000 on a loop made one 1.24 MB record whose
+    // summary blamed connecting; now the loop is seen at its first repeat,
+    // and a long chain of new URLs keeps 20 hops in the trace.
+    let srv = server();
     let looping = run(
         PROBE_HTTP,
-        &[&srv.url("/loop"), "-f", "follow", "--max-redirs", "3"],
+        &[&srv.url("/loop"), "-f", "follow", "--max-redirs", "100000"],
     );
     assert_eq!(looping.code, 2);
     let r = looping.record();
-    assert!(r.summary.contains("more than 3 redirects"), "{}", r.summary);
-    assert_eq!(r.details["redirects"], 3);
+    assert!(r.summary.starts_with("redirect loop: "), "{}", r.summary);
+    let chain = run(
+        PROBE_HTTP,
+        &[&srv.url("/chain/0"), "-f", "follow", "--max-redirs", "200"],
+    );
+    let r = chain.record();
+    assert_eq!(r.details["redirects"], 200, "{}", r.summary);
+    let redirect_steps = r.trace.iter().filter(|s| s.step == "redirect").count();
+    assert!(redirect_steps <= 21, "{redirect_steps} redirect steps");
+    assert!(
+        r.trace.iter().any(|s| s
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("more redirects not shown"))),
+        "{:?}",
+        r.trace
+    );
+    assert!(
+        chain.stdout.len() < 16 * 1024,
+        "{} bytes",
+        chain.stdout.len()
+    );
 }
 
 #[test]

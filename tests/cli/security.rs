@@ -1,0 +1,586 @@
+//! The binaries tried as an attacker and a careless operator would: hostile
+//! loopback servers, files that are not files, planted symbolic links,
+//! overlapping runs, secrets a peer echoes back. Each test is named after
+//! what broke.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use skyprobe::report::Status;
+
+use crate::common::*;
+use crate::notify::{events, line, notify, spool_files, Receiver, NOTIFY};
+
+/// A loopback server that keeps every request it gets and answers 200.
+fn recording_server() -> (Server, Arc<Mutex<Vec<Request>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&seen);
+    let srv = http_server(Arc::new(move |req: &Request, s: &mut dyn Stream| {
+        keep.lock().expect("lock").push(req.clone());
+        respond(s, 200, &[], b"landed")
+    }));
+    (srv, seen)
+}
+
+/// A server that redirects every request to `to`.
+fn redirector(to: String) -> (Server, Arc<Mutex<Vec<Request>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&seen);
+    let srv = http_server(Arc::new(move |req: &Request, s: &mut dyn Stream| {
+        keep.lock().expect("lock").push(req.clone());
+        respond(s, 302, &[("Location", to.as_str())], b"")
+    }));
+    (srv, seen)
+}
+
+fn credential_headers(req: &Request) -> Vec<String> {
+    req.headers
+        .iter()
+        .filter(|(k, _)| {
+            ["authorization", "x-auth-token", "x-custom-secret", "cookie"]
+                .contains(&k.to_ascii_lowercase().as_str())
+        })
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect()
+}
+
+#[test]
+fn credentials_are_not_sent_to_another_origin_on_a_redirect() {
+    // Was: Basic auth, the bearer token and -k credential headers went
+    // along to whatever host and port a redirect named.
+    let (elsewhere, got) = recording_server();
+    let dir = TempDir::new("redirect-auth");
+    let bearer = dir.write("bearer", "tok-canary\n");
+    let other_port = elsewhere.url("/landing");
+    let other_name = format!("http://other.test:{}/landing", elsewhere.addr.port());
+    for (to, extra) in [
+        (other_port.clone(), vec![]),
+        (
+            other_name.clone(),
+            vec!["--connect-to", "other.test:127.0.0.1"],
+        ),
+    ] {
+        for auth in [
+            vec!["-a", "user:pw-canary"],
+            vec!["--bearer-file", bearer.as_str()],
+        ] {
+            got.lock().expect("lock").clear();
+            let (origin, origin_got) = redirector(to.clone());
+            let mut args = vec![origin.url("/start")];
+            args.extend(
+                [
+                    "-f",
+                    "follow",
+                    "-k",
+                    "X-Auth-Token: xat-canary",
+                    "-k",
+                    "X-Custom-Secret: custom-canary",
+                    "--secret-header",
+                    "x-custom-secret",
+                    "-k",
+                    "X-Plain: plain-value",
+                ]
+                .map(String::from),
+            );
+            args.extend(auth.iter().map(|s| s.to_string()));
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = crate::common::run(PROBE_HTTP, &args);
+            assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+            let first = origin_got.lock().expect("lock")[0].clone();
+            assert_eq!(
+                credential_headers(&first).len(),
+                3,
+                "the origin itself gets them: {:?}",
+                first.headers
+            );
+            let landed = got.lock().expect("lock")[0].clone();
+            assert!(
+                credential_headers(&landed).is_empty(),
+                "sent to {to}: {:?}",
+                landed.headers
+            );
+            assert_eq!(landed.header("x-plain"), Some("plain-value"));
+            let r = run.record();
+            let redirect = step(&r, "redirect").expect("a redirect step");
+            assert!(
+                redirect
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("credentials not sent")),
+                "{redirect:?}"
+            );
+        }
+    }
+    // Named hosts keep them; so does a redirect within the origin.
+    got.lock().expect("lock").clear();
+    let (origin, _) = redirector(other_port);
+    let run = crate::common::run(
+        PROBE_HTTP,
+        &[
+            &origin.url("/start"),
+            "-f",
+            "follow",
+            "-a",
+            "user:pw",
+            "--keep-auth-on-redirect",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let landed = got.lock().expect("lock")[0].clone();
+    assert!(
+        landed.header("authorization").is_some(),
+        "kept for a named host"
+    );
+    let (same, same_got) = recording_server();
+    let _ = same;
+    drop(same_got);
+}
+
+#[test]
+fn files_that_are_not_regular_files_are_refused_at_once() {
+    // Was: --targets /dev/zero ignored -t and grew to 10.6 GB; a FIFO
+    // blocked forever. Every file any binary reads is now checked.
+    let dir = TempDir::new("not-a-file");
+    let fifo = dir.0.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo = fifo.to_string_lossy().into_owned();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (PROBE_HTTP, vec!["-t", "2", "--targets", "/dev/zero"]),
+        (PROBE_HTTP, vec!["-t", "2", "--targets", &fifo]),
+        (PROBE_HTTP, vec!["-t", "2", "--targets-csv", "/dev/zero"]),
+        (
+            PROBE_HTTP,
+            vec!["-t", "2", "--targets-skypunch", "/dev/zero"],
+        ),
+        (
+            PROBE_HTTP,
+            vec!["http://127.0.0.1:9/", "--auth-file", &fifo],
+        ),
+        (
+            PROBE_HTTP,
+            vec!["http://127.0.0.1:9/", "--bearer-file", "/dev/zero"],
+        ),
+        (PROBE_HTTP, vec!["https://127.0.0.1:9/", "--ca-file", &fifo]),
+        (
+            PROBE_HTTP,
+            vec!["http://127.0.0.1:9/", "--data", "@/dev/zero"],
+        ),
+        (
+            crate::watch_procs::WATCH_PROCS,
+            vec!["--config", "/dev/zero"],
+        ),
+        (NOTIFY, vec!["--config", &fifo, "--dry-run"]),
+    ];
+    for (bin, args) in cases {
+        let run = crate::common::run(bin, &args);
+        assert_eq!(run.code, 3, "{bin} {args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "{bin} {args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("only a regular file is read"),
+            "{bin} {args:?}: {}",
+            run.stderr
+        );
+    }
+    // clouds.yaml through OS_CLIENT_CONFIG_FILE, as the openstack client reads it.
+    let run = crate::common::run_env(
+        PROBE_HTTP,
+        &["--os-cloud", "prod", "--os-service", "compute"],
+        &[("OS_CLIENT_CONFIG_FILE", "/dev/zero")],
+    );
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("only a regular file"), "{}", run.stderr);
+}
+
+#[test]
+fn passwords_in_urls_never_reach_any_output() {
+    // Was: an invalid URL with user:password@ was echoed whole on stderr
+    // and in Nagios output, also from a targets file; userinfo in a
+    // server's Location reached the trace and details.final_url.
+    for format in ["jsonl", "nagios"] {
+        let run = crate::common::run(
+            PROBE_HTTP,
+            &["http://user:pw-canary@bad host/", "--format", format],
+        );
+        assert_eq!(run.code, 3);
+        assert!(!run.stdout.contains("pw-canary"), "{}", run.stdout);
+        assert!(!run.stderr.contains("pw-canary"), "{}", run.stderr);
+        assert!(run.stderr.contains("***@bad host"), "{}", run.stderr);
+    }
+    let dir = TempDir::new("url-password");
+    let targets = dir.write(
+        "t.toml",
+        "[[target]]\nname = \"x\"\nurl = \"http://user:pw-canary@bad host/\"\n",
+    );
+    let run = crate::common::run(PROBE_HTTP, &["--targets", &targets]);
+    assert_eq!(run.code, 3);
+    assert!(!run.stderr.contains("pw-canary"), "{}", run.stderr);
+
+    let (landing, _) = recording_server();
+    let with_userinfo = format!(
+        "http://user:pw-canary@{}/landing?token=tok-canary",
+        landing.addr
+    );
+    let (origin, _) = redirector(with_userinfo);
+    let run = crate::common::run(PROBE_HTTP, &[&origin.url("/"), "-f", "follow", "-vv"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for canary in ["pw-canary", "tok-canary"] {
+        assert!(!run.stdout.contains(canary), "{}", run.stdout);
+        assert!(!run.stderr.contains(canary), "{}", run.stderr);
+    }
+    let r = run.record();
+    assert_eq!(
+        r.details["final_url"],
+        format!("http://{}/landing?token=***", landing.addr)
+    );
+    let (origin, _) = redirector(format!("http://user:pw-canary@{}/", landing.addr));
+    let run = crate::common::run(PROBE_HTTP, &[&origin.url("/"), "-f", "critical", "-v"]);
+    assert_eq!(run.code, 2);
+    assert!(!run.stdout.contains("pw-canary") && !run.stderr.contains("pw-canary"));
+
+    // notify: a webhook URL with userinfo, in summaries and -v.
+    let rx = Receiver::new(200);
+    let hook = rx.url().replace("http://", "http://u:pw-canary@");
+    let run = notify(
+        &["--webhook", &hook, "-vv"],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        events(&run.records(), "delivered").len(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("pw-canary"), "{}", run.stdout);
+    assert!(!run.stderr.contains("pw-canary"), "{}", run.stderr);
+}
+
+#[test]
+fn links_planted_next_to_the_state_are_never_written_through() {
+    // Was: a symlinked STATE.history.jsonl got notify's lines appended to
+    // its target, STATE.lock created its target, STATE.spool took alert
+    // files into the directory it pointed at.
+    let dir = TempDir::new("planted-links");
+    let victim = dir.write("victim", "precious\n");
+    let elsewhere = dir.0.join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let rx = Receiver::new(500);
+    let input = line("probe-http", "api", "critical");
+    for (planted, points_to) in [
+        ("n.json.history.jsonl", victim.clone()),
+        (
+            "n.json.lock",
+            dir.0.join("created-by-lock").to_string_lossy().into_owned(),
+        ),
+        ("n.json.spool", elsewhere.to_string_lossy().into_owned()),
+    ] {
+        let state = dir.0.join("n.json");
+        for made in ["n.json", "n.json.lock", "n.json.history.jsonl"] {
+            let _ = std::fs::remove_file(dir.0.join(made));
+        }
+        let _ = std::fs::remove_dir_all(dir.0.join("n.json.spool"));
+        let link = dir.0.join(planted);
+        std::os::unix::fs::symlink(&points_to, &link).expect("symlink");
+        let run = notify(
+            &["--webhook", &rx.url(), "--state", &state.to_string_lossy()],
+            &input,
+        );
+        assert!(
+            run.stdout.contains("symbolic link") || run.stderr.contains("symbolic link"),
+            "{planted}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        std::fs::remove_file(&link).expect("remove the link");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "precious\n"
+    );
+    assert!(!dir.0.join("created-by-lock").exists());
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("ls").count(), 0);
+
+    // probe-http's lock too.
+    let srv = http_server(Arc::new(|_: &Request, s: &mut dyn Stream| {
+        respond(s, 200, &[], b"")
+    }));
+    let state = dir.0.join("h.json");
+    std::os::unix::fs::symlink(dir.0.join("made-by-probe"), dir.0.join("h.json.lock"))
+        .expect("symlink");
+    let run = crate::common::run(
+        PROBE_HTTP,
+        &[&srv.url("/"), "--state", &state.to_string_lossy()],
+    );
+    assert!(run.stdout.contains("symbolic link"), "{}", run.stdout);
+    assert!(!dir.0.join("made-by-probe").exists());
+}
+
+#[test]
+fn overlapping_runs_never_make_healthy_targets_look_broken() {
+    // Was: of twenty overlapping runs on one --state, sixteen waited for
+    // the lock past -t, reported every target "not started before the
+    // deadline" and counted that as failures.
+    let srv = http_server(Arc::new(|_: &Request, s: &mut dyn Stream| {
+        std::thread::sleep(Duration::from_millis(200));
+        respond(s, 200, &[], b"ok")
+    }));
+    let dir = TempDir::new("overlap");
+    let mut text = String::new();
+    for i in 0..5 {
+        text.push_str(&format!(
+            "[[target]]\nname = \"t{i}\"\nurl = \"{}\"\n",
+            srv.url("/")
+        ));
+    }
+    let targets = dir.write("t.toml", &text);
+    let state = dir.0.join("s.json").to_string_lossy().into_owned();
+    let runs = 12;
+    let children: Vec<_> = (0..runs)
+        .map(|_| {
+            std::process::Command::new(PROBE_HTTP)
+                .args(["--targets", &targets, "--state", &state, "-t", "5"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(!stdout.contains("not started"), "{stdout}");
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    for i in 0..5 {
+        let t = &saved["targets"][format!("t{i}")];
+        assert_eq!(t["pass_count"], runs, "{t}");
+        assert_eq!(t["fail_count"], 0, "{t}");
+        assert_eq!(t["network_failures"], 0, "{t}");
+    }
+}
+
+#[test]
+fn long_requests_are_sent_and_too_long_ones_are_a_usage_error() {
+    // Was: a 5,000-byte header or URL was never sent, and the server was
+    // blamed: "bad HTTP response: output too small to write output".
+    let (srv, got) = recording_server();
+    let long = "v".repeat(5000);
+    let header = format!("X-Long: {long}");
+    let url = srv.url(&format!("/{}", "p".repeat(5000)));
+    let run = crate::common::run(PROBE_HTTP, &[&url, "-k", &header]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let req = got.lock().expect("lock")[0].clone();
+    assert_eq!(req.header("x-long").map(str::len), Some(5000));
+    assert_eq!(req.path.len(), 5001);
+    let huge = format!("X-Huge: {}", "h".repeat(70_000));
+    let run = crate::common::run(PROBE_HTTP, &[&srv.url("/"), "-k", &huge]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(run.stderr.contains("at most 65536"), "{}", run.stderr);
+}
+
+#[test]
+fn every_acceptance_is_recorded_when_the_deadline_ends_notify() {
+    // Was: with -t 8 and a receiver taking 3 s per alert, three alerts were
+    // accepted, yet no `delivered` record was printed, the sink counters
+    // stayed empty and all ten spool files remained.
+    let rx = Receiver::new(200);
+    rx.stall_ms.store(700, std::sync::atomic::Ordering::SeqCst);
+    let dir = TempDir::new("deadline-accounting");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let input: String = (0..10)
+        .map(|i| line("probe-http", &format!("api{i}"), "critical") + "\n")
+        .collect();
+    let run = notify(
+        &["--webhook", &rx.url(), "--state", &state, "-t", "2.5"],
+        &input,
+    );
+    let records = run.records();
+    let delivered = events(&records, "delivered").len();
+    assert!(delivered >= 1, "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("did not finish"),
+        "notify ended by itself, before the watchdog: {}",
+        run.stdout
+    );
+    let pending = events(&records, "spooled")
+        .first()
+        .map(|r| r.details["pending"].as_u64().unwrap_or(0) as usize)
+        .unwrap_or(0);
+    // Every alert read is either delivered (said, counted, unspooled) or
+    // still in the spool.
+    let read = records
+        .iter()
+        .filter_map(|r| {
+            r.summary
+                .strip_prefix("stopped reading at the -t deadline after ")
+        })
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .next()
+        .unwrap_or(10);
+    assert_eq!(delivered + pending, read, "{}", run.stdout);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    assert_eq!(saved["sinks"]["webhook"]["delivered"], delivered, "{saved}");
+    assert_eq!(spool_files(&dir), pending);
+    // The rest go out on the next run.
+    rx.stall_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let again = notify(
+        &["--webhook", &rx.url(), "--state", &state, "--retry-only"],
+        "",
+    );
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert_eq!(events(&again.records(), "delivered").len(), pending);
+    assert_eq!(spool_files(&dir), 0);
+    let ids: std::collections::BTreeSet<String> = rx
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|r| r.header("x-skyprobe-alert-id").map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), read, "every alert read reached the receiver");
+}
+
+#[test]
+fn secrets_a_hostile_smtp_server_echoes_are_scrubbed() {
+    // Was: an SMTP 535 reply quoting the base64 AUTH line landed in
+    // notify's output and spool.
+    let port = echoing_smtp_server();
+    let dir = TempDir::new("smtp-echo");
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    // Apart from the state, which is searched for the password below.
+    let secrets = TempDir::new("smtp-echo-secret");
+    let pwfile = secrets.write("pw", "smtp-pw-canary\n");
+    let config = dir.write(
+        "n.toml",
+        &format!(
+            "[[sink]]\nname = \"mail\"\ntype = \"email\"\nto = [\"ops@example.test\"]\nfrom = \"mon@example.test\"\nsmtp = \"127.0.0.1:{port}\"\nsecurity = \"none\"\nuser = \"mon\"\npassword_file = \"{pwfile}\"\n"
+        ),
+    );
+    let run = notify(
+        &["--config", &config, "--state", &state, "-vv"],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(
+        run.code, 1,
+        "kept for a retry: {}{}",
+        run.stdout, run.stderr
+    );
+    let plain = skyprobe::redact::base64(b"\0mon\0smtp-pw-canary");
+    let everything = format!("{}{}{}", run.stdout, run.stderr, dir_text(&dir.0));
+    assert!(everything.contains("535"), "{everything}");
+    assert!(!everything.contains("smtp-pw-canary"), "{everything}");
+    assert!(
+        !everything.contains(&plain[4..plain.len() - 4]),
+        "{everything}"
+    );
+}
+
+/// Every file under `dir`, concatenated (lossy), for secret checks.
+pub fn dir_text(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.push_str(&dir_text(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    out
+}
+
+/// An SMTP server that refuses every login with 535 and quotes the AUTH
+/// line back, as a hostile or badly written one might.
+fn echoing_smtp_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut w = conn.try_clone().expect("clone");
+                let mut r = BufReader::new(conn);
+                let _ = w.write_all(b"220 test ESMTP\r\n");
+                let mut l = String::new();
+                while r.read_line(&mut l).unwrap_or(0) > 0 {
+                    let cmd = l.trim_end().to_string();
+                    l.clear();
+                    let upper = cmd.to_ascii_uppercase();
+                    let reply = if upper.starts_with("EHLO") {
+                        "250-test\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+                    } else if upper.starts_with("AUTH") {
+                        format!("535 5.7.8 rejected: {cmd}\r\n")
+                    } else if upper.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        "250 ok\r\n".to_string()
+                    };
+                    let _ = w.write_all(reply.as_bytes());
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_keystone_that_echoes_the_password_is_scrubbed() {
+    // Was: a Keystone 401 message echoing the request body printed the
+    // password.
+    let ks = http_server(Arc::new(|req: &Request, s: &mut dyn Stream| {
+        let body = serde_json::json!({"error": {"code": 401, "message": format!(
+            "The request you have made requires authentication: {}",
+            String::from_utf8_lossy(&req.body)
+        )}});
+        respond(
+            s,
+            401,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    }));
+    let dir = TempDir::new("keystone-echo");
+    let cache = dir.0.to_string_lossy().into_owned();
+    let url = ks.url("/v3");
+    for format in ["jsonl", "nagios"] {
+        let run = crate::common::run_env(
+            PROBE_HTTP,
+            &[
+                "http://127.0.0.1:9/",
+                "--auth",
+                "keystone",
+                "-vv",
+                "--format",
+                format,
+            ],
+            &[
+                ("OS_AUTH_URL", url.as_str()),
+                ("OS_USERNAME", "demo"),
+                ("OS_PASSWORD", "ks-pw-canary"),
+                ("OS_PROJECT_NAME", "demo"),
+                ("SKYPROBE_CACHE_DIR", cache.as_str()),
+            ],
+        );
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("401"), "{}", run.stdout);
+        assert!(!run.stdout.contains("ks-pw-canary"), "{}", run.stdout);
+        assert!(!run.stderr.contains("ks-pw-canary"), "{}", run.stderr);
+    }
+    let _ = Status::Critical;
+}
