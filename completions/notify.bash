@@ -161,7 +161,7 @@ _notify() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "jsonl nagios table csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "jsonl nagios nagios-line table csv prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -61,6 +61,7 @@ complete -c probe-http -l timeout-state -d 'State reported for work cut off by t
 complete -c probe-http -l label -d 'Add a label to every record (repeatable), e.g. --label az=zone-a' -r
 complete -c probe-http -l format -d 'Output format [default: table on a terminal, jsonl otherwise]' -r -f -a "jsonl\t'One JSON record per line (the default in a pipe)'
 nagios\t'Nagios plugin output: status line, long output, performance data'
+nagios-line\t'The Nagios status line and its perfdata only, no long output: for Sensu Go\'s nagios_perfdata, which reads every word after the first | of the whole output as a metric'
 table\t'A table for people (the default on a terminal)'
 csv\t'CSV with a header row'
 prometheus\t'Prometheus text exposition (for node_exporter\'s textfile collector)'"

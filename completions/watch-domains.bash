@@ -90,7 +90,7 @@ _watch__domains() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "jsonl nagios table csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "jsonl nagios nagios-line table csv prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -154,7 +154,7 @@ _watch__procs() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "jsonl nagios table csv prometheus" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "jsonl nagios nagios-line table csv prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --output)

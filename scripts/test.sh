@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
-# server, Keystone),
+# server, Keystone, Icinga 2, systemd-analyze and cron for the examples),
 # starts a Keystone on 127.0.0.1, then format check, clippy (with and without
 # the libvirt feature), all tests with every binary built.
 set -euo pipefail
@@ -18,6 +18,12 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+# The shipped examples, run in the tools they are for: Icinga 2's config
+# check and checker, systemd-analyze verify on the units, cron's own
+# environment for the cron lines.
+command -v icinga2 >/dev/null || need+=(icinga2-bin)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+[ -x /usr/sbin/cron ] || need+=(cron)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,7 +45,7 @@ fi
 ks_dir=$(mktemp -d /tmp/skyprobe-keystone.XXXXXX)
 trap 'bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir"' EXIT
 bash scripts/keystone.sh start "$ks_dir" "${SKYPROBE_KEYSTONE_PORT:-35357}"
-export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1 SKYPROBE_REQUIRE_SMTP=1
+export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1 SKYPROBE_REQUIRE_SMTP=1 SKYPROBE_REQUIRE_TOOLS=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

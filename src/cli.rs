@@ -52,7 +52,7 @@ pub struct Common {
     pub every: Option<Duration>,
 
     /// With --every: stop after N rounds.
-    #[arg(long, value_name = "N", requires = "every")]
+    #[arg(long, value_name = "N", requires = "every", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Name of this machine in records [default: the system host name].
@@ -69,6 +69,36 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// A regex error in one line. The regex crate's own message spans lines
+/// (the pattern, a caret under the fault, then the error), and only the
+/// first line would reach an operator: "regex parse error:".
+pub fn regex_words(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let why = lines
+                .iter()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("error: "))
+                .unwrap_or("invalid pattern");
+            // The caret line sits under the pattern line, both indented.
+            let at = lines.iter().zip(lines.iter().skip(1)).find_map(|(p, c)| {
+                let c = c.trim_end();
+                (c.trim_start().starts_with('^') && !p.trim().is_empty())
+                    .then(|| c.len() - c.trim_start().len() - (p.len() - p.trim_start().len()))
+            });
+            match at {
+                Some(at) => format!("bad regex: {why} (at character {})", at + 1),
+                None => format!("bad regex: {why}"),
+            }
+        }
+        regex::Error::CompiledTooBig(limit) => {
+            format!("bad regex: it compiles to more than {limit} bytes")
+        }
+        other => format!("bad regex: {}", other.to_string().replace('\n', " ")),
     }
 }
 
@@ -241,7 +271,7 @@ fn usage_error<T: Tool>(message: &str, format: Option<Format>) -> ExitCode {
     let line = message.lines().next().unwrap_or("usage error").trim();
     let line = crate::redact::urls_in(line);
     eprintln!("{}: {}", T::CHECK, line);
-    if format == Some(Format::Nagios) {
+    if matches!(format, Some(Format::Nagios | Format::NagiosLine)) {
         println!("{} UNKNOWN - {}", T::LABEL, line.replace('|', "/"));
     }
     ExitCode::from(Status::Unknown.exit_code())
@@ -308,7 +338,7 @@ pub fn main_with<T: Tool>(args: Vec<OsString>) -> ExitCode {
         // bounds": say what happened and exit UNKNOWN instead.
         let msg = format!("internal error: {info}").replace('\n', " ");
         eprintln!("{}: {msg}", T::CHECK);
-        if raw_format == Some(Format::Nagios) {
+        if matches!(raw_format, Some(Format::Nagios | Format::NagiosLine)) {
             println!("{} UNKNOWN - {msg}", T::LABEL);
         }
         std::process::exit(i32::from(Status::Unknown.exit_code()));
@@ -355,6 +385,19 @@ impl Emitter {
         }
         if self.verbose > 0 {
             print_trace(records, self.verbose);
+        }
+        // A problem with the monitor's own files (a read-only state
+        // directory, a planted link) is said on stderr too: a cron mail or
+        // a person at a terminal sees it even when stdout goes to a file
+        // or to Nagios.
+        for r in records.iter() {
+            let own_file = matches!(
+                r.event.as_deref(),
+                Some("state_file" | "state" | "spool" | "history")
+            );
+            if own_file && r.status != Status::Ok {
+                eprintln!("{}: {}", self.check, r.summary);
+            }
         }
         match &self.output {
             Some(path) => {

@@ -13,6 +13,10 @@ pub enum Format {
     Jsonl,
     /// Nagios plugin output: status line, long output, performance data.
     Nagios,
+    /// The Nagios status line and its perfdata only, no long output: for
+    /// Sensu Go's nagios_perfdata, which reads every word after the first |
+    /// of the whole output as a metric.
+    NagiosLine,
     /// A table for people (the default on a terminal).
     Table,
     /// CSV with a header row.
@@ -72,6 +76,11 @@ impl Renderer {
         match self.format {
             Format::Jsonl => jsonl(records),
             Format::Nagios => nagios(&self.label, records),
+            Format::NagiosLine => {
+                let text = nagios(&self.label, records);
+                let first = text.lines().next().unwrap_or_default();
+                format!("{first}\n")
+            }
             Format::Table => table(records),
             Format::Csv => {
                 let text = csv(records, !self.csv_header_done);
@@ -120,7 +129,10 @@ fn nagios_text(text: &str) -> String {
         .collect()
 }
 
-/// One perfdata item: `'label'=value[UOM];[warn];[crit];[min];[max]`.
+/// One perfdata item: `label=value[UOM];[warn];[crit];[min];[max]`. The
+/// label is quoted only when it has to be (a space or a quote in it), as
+/// check_http writes `time=0.002s`: Sensu Go keeps the quotes of a quoted
+/// label in the metric's name.
 pub fn perfdata_item(label: &str, m: &Metric) -> String {
     let label: String = label
         .chars()
@@ -129,10 +141,14 @@ pub fn perfdata_item(label: &str, m: &Metric) -> String {
             c => c,
         })
         .collect();
-    // A quote inside a quoted label is written twice (plugin guidelines).
-    let label = label.replace('\'', "''");
+    let label = if label.contains([' ', '\t', '\'']) {
+        // A quote inside a quoted label is written twice (plugin guidelines).
+        format!("'{}'", label.replace('\'', "''"))
+    } else {
+        label
+    };
     format!(
-        "'{}'={}{};{};{};{};{}",
+        "{}={}{};{};{};{};{}",
         label,
         number(m.value),
         m.unit,
@@ -208,7 +224,7 @@ pub fn nagios(label: &str, records: &[Record]) -> String {
             )));
         }
     }
-    let head = format!("{} {} - {}", label, status.label(), summary);
+    let head = format!("{} {} - {}", label, status.label(), summary.trim_end());
     // Keep everything inside the budget: the status line first, then as much
     // perfdata as fits, then as much long output as fits.
     let mut head = truncate_chars(&head, NAGIOS_BUDGET / 2);
@@ -444,7 +460,7 @@ mod tests {
     #[test]
     fn nagios_single_record() {
         insta::assert_snapshot!(nagios("HTTP", &[sample()]), @r"
-        HTTP CRITICAL - HTTP 503, expected 200 / bad | 'time'=0.0412s;0.5;1;0; 'size'=12B;;;0;
+        HTTP CRITICAL - HTTP 503, expected 200 / bad | time=0.0412s;0.5;1;0; size=12B;;;0;
         connect ok 0.4 ms: 127.0.0.1:8080
         ");
     }
@@ -492,6 +508,12 @@ mod tests {
     fn perfdata_label_quotes() {
         let m = Metric::new("x", 1.0, "");
         assert_eq!(perfdata_item("it's=x", &m), "'it''s_x'=1;;;;");
+        assert_eq!(perfdata_item("nova time", &m), "'nova time'=1;;;;");
+        assert_eq!(
+            perfdata_item("time", &m),
+            "time=1;;;;",
+            "quoted only when needed"
+        );
     }
 
     #[test]

@@ -501,7 +501,11 @@ impl Tool for Args {
     fn prepare(&mut self) -> Result<(), UsageError> {
         let compile = |flag: &str, list: &[String]| -> Result<Vec<Regex>, UsageError> {
             list.iter()
-                .map(|r| Regex::new(r).map_err(|e| UsageError::new(format!("{flag} {r:?}: {e}"))))
+                .map(|r| {
+                    Regex::new(r).map_err(|e| {
+                        UsageError::new(format!("{flag} {r:?}: {}", crate::cli::regex_words(&e)))
+                    })
+                })
                 .collect()
         };
         self.selection = Some(Selection {

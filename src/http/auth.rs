@@ -42,7 +42,7 @@ pub struct OpenStack {
 fn failed(spec: &Spec, summary: String, trace: Vec<TraceStep>) -> Record {
     let mut r = Record::new(super::CHECK, &spec.url, Status::Critical, summary);
     r.name = spec.display_name().to_string();
-    r.labels = spec.labels.clone();
+    r.labels = (*spec.labels).clone();
     r.trace = trace;
     r
 }
@@ -146,8 +146,9 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
             let mut s = with_token(spec, e.url.clone(), &token);
             s.name = Some(name.clone());
             s.openstack = None;
-            s.labels.insert("service_type".into(), service.kind.clone());
-            s.labels.insert("interface".into(), e.interface.clone());
+            let labels = std::sync::Arc::make_mut(&mut s.labels);
+            labels.insert("service_type".into(), service.kind.clone());
+            labels.insert("interface".into(), e.interface.clone());
             list.push(Target {
                 name,
                 spec: s,

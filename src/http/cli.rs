@@ -411,6 +411,8 @@ impl Args {
         let err = |m: String| UsageError::new(m);
         let mut overrides: Vec<(String, IpAddr)> = Vec::new();
         let mut basic = self.basic.clone();
+        // Where the Basic credentials came from, for an error about them.
+        let mut basic_from = "-a (or SKYPROBE_HTTP_AUTH)";
         let url = match (&self.url, &self.host) {
             (Some(_), Some(_)) => return Err(err("give either a URL or -H, not both".into())),
             (Some(u), None) => {
@@ -450,6 +452,7 @@ impl Args {
                 if let Some((userinfo, _)) = authority.as_str().rsplit_once('@') {
                     if basic.is_none() {
                         basic = Some(percent_decode(userinfo));
+                        basic_from = "the URL's user:password@";
                     }
                     text = text.replacen(&format!("{userinfo}@"), "", 1);
                 }
@@ -582,10 +585,17 @@ impl Args {
         }
         if let Some(path) = &self.auth_file {
             basic = Some(read_secret_file(path, "--auth-file")?);
+            basic_from = "--auth-file";
         }
         if let Some(b) = &basic {
             if !b.contains(':') {
-                return Err(err("-a wants user:password".into()));
+                return Err(err(match &self.auth_file {
+                    Some(path) if basic_from == "--auth-file" => format!(
+                        "--auth-file {}: its first line must be user:password",
+                        path.display()
+                    ),
+                    _ => format!("{basic_from} wants user:password"),
+                }));
             }
             headers.push((
                 "Authorization".into(),
@@ -610,6 +620,12 @@ impl Args {
         }
         if let Some(path) = &self.bearer_file {
             let token = read_secret_file(path, "--bearer-file")?;
+            if ureq::http::HeaderValue::from_str(&token).is_err() {
+                return Err(err(format!(
+                    "--bearer-file {}: the token has characters a header cannot carry (a control character?)",
+                    path.display()
+                )));
+            }
             headers.push(("Authorization".into(), format!("Bearer {token}")));
         }
         let expect = self
@@ -619,12 +635,15 @@ impl Args {
             .transpose()
             .map_err(err)?;
         let regex = match (&self.regex, &self.iregex) {
-            (Some(r), _) => Some(regex::Regex::new(r).map_err(|e| err(format!("-r {r:?}: {e}")))?),
+            (Some(r), _) => Some(
+                regex::Regex::new(r)
+                    .map_err(|e| err(format!("-r {r:?}: {}", crate::cli::regex_words(&e))))?,
+            ),
             (None, Some(r)) => Some(
                 regex::RegexBuilder::new(r)
                     .case_insensitive(true)
                     .build()
-                    .map_err(|e| err(format!("-R {r:?}: {e}")))?,
+                    .map_err(|e| err(format!("-R {r:?}: {}", crate::cli::regex_words(&e))))?,
             ),
             (None, None) => None,
         };
@@ -989,7 +1008,7 @@ impl Args {
                 let enabled = t.enabled && !stats.disabled;
                 let mut r = Record::new(super::CHECK, &t.spec.url, stats.last_status.unwrap_or(Status::Unknown), "");
                 r.name = t.name.clone();
-                r.labels = t.spec.labels.clone();
+                r.labels = (*t.spec.labels).clone();
                 r.summary = format!(
                     "{}; {} pass / {} fail; 2xx {} 3xx {} 4xx {} 5xx {}; {} network failures; {} failing in a row{}",
                     if enabled { "enabled" } else if stats.disabled { "disabled (--disable)" } else { "disabled (file)" },

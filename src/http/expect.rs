@@ -214,7 +214,7 @@ impl JsonAssertion {
                 let pattern = value
                     .as_str()
                     .ok_or_else(|| err("=~ needs a string pattern"))?;
-                Some(regex::Regex::new(pattern).map_err(|e| err(&format!("bad regex: {e}")))?)
+                Some(regex::Regex::new(pattern).map_err(|e| err(&crate::cli::regex_words(&e)))?)
             } else {
                 if matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge)
                     && !(value.is_number() || value.is_string())
@@ -397,8 +397,9 @@ impl HeaderAssertion {
         let pattern = pattern
             .filter(|p| !p.is_empty())
             .map(|p| {
-                regex::Regex::new(p)
-                    .map_err(|e| format!("--expect-header {text:?}: bad regex: {e}"))
+                regex::Regex::new(p).map_err(|e| {
+                    format!("--expect-header {text:?}: {}", crate::cli::regex_words(&e))
+                })
             })
             .transpose()?;
         Ok(HeaderAssertion {

@@ -131,8 +131,9 @@ pub struct Spec {
     pub max_body: u64,
     /// User-Agent header [default: [`USER_AGENT`]].
     pub user_agent: Option<String>,
-    /// The operator's labels for this target (from a targets file).
-    pub labels: std::collections::BTreeMap<String, String>,
+    /// The operator's labels for this target (from a targets file); shared
+    /// between the targets that have the same ones.
+    pub labels: Arc<std::collections::BTreeMap<String, String>>,
     /// A deadline of its own, inside the run's.
     pub timeout: Option<Duration>,
     /// Keystone authentication, and where in the catalog the URL comes from.
@@ -489,7 +490,7 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     };
     let mut record = Record::new(CHECK, &spec.url, Status::Ok, "");
     record.name = spec.display_name().to_string();
-    record.labels = spec.labels.clone();
+    record.labels = (*spec.labels).clone();
     let recorder = Recorder::default();
     let needs_tls = spec.url.starts_with("https://") || spec.on_redirect == OnRedirect::Follow;
     let tls = if needs_tls {
@@ -646,7 +647,9 @@ fn build_agent(
                 0
             },
         )
-        .max_response_header_size(conn::BUFFER_SIZE)
+        // Below the input buffer: a header that fills the buffer is then
+        // reported as too large, not as a connection closed mid-response.
+        .max_response_header_size(conn::BUFFER_SIZE - 1)
         .ip_family(match spec.family {
             Some(IpFamilyWanted::V4) => ureq::config::IpFamily::Ipv4Only,
             Some(IpFamilyWanted::V6) => ureq::config::IpFamily::Ipv6Only,
@@ -851,6 +854,13 @@ fn describe_error(
                         "server closed the connection without a response".to_string()
                     }
                     ureq::Error::Protocol(p) => format!("bad HTTP response: {p}"),
+                    ureq::Error::BadUri(why) => {
+                        format!("cannot build the request: {}", crate::redact::urls_in(why))
+                    }
+                    ureq::Error::LargeResponseHeader(..) => format!(
+                        "bad HTTP response: its headers are larger than {} KiB, the most read",
+                        conn::BUFFER_SIZE / 1024
+                    ),
                     other => other.to_string(),
                 };
                 let step = if phases.request_sent.is_some() {

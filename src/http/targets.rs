@@ -254,25 +254,118 @@ fn table_words(
 
 /// Read a TOML targets file: `[defaults]` and `[[target]]` tables whose keys
 /// are probe-http's long options.
+///
+/// The file is parsed one `[[target]]` at a time (a TOML document takes
+/// some forty times its size in memory while it is parsed: a whole file of
+/// 100,000 targets peaked at 410 MB); a file that cannot be cut that way
+/// (a target spelt `[[ target ]]`, tables after the targets, a syntax
+/// error) is parsed whole, so its meaning and its errors are the same.
 pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageError> {
     let text = crate::files::read_text(file, crate::files::TARGETS_MAX)
         .map_err(|e| UsageError::new(format!("--targets {}: {e}", file.display())))?;
-    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+    match load_toml_in_pieces(file, &text, given) {
+        Some(result) => result,
+        None => {
+            let doc = parse_toml(file, &text, &text)?;
+            load_toml_doc(file, &text, doc, given)
+        }
+    }
+}
+
+fn parse_toml(file: &Path, text: &str, piece: &str) -> Result<toml::Table, UsageError> {
+    piece.parse().map_err(|e: toml::de::Error| {
+        // The piece is a slice of the text: its offset gives the line.
+        let base = piece.as_ptr() as usize - text.as_ptr() as usize;
         let line = e
             .span()
             .map(|s| {
-                format!(
-                    ":{}",
-                    text[..s.start.min(text.len())].matches('\n').count() + 1
-                )
+                let end = (base + s.start).min(text.len());
+                format!(":{}", text[..end].matches('\n').count() + 1)
             })
             .unwrap_or_default();
         UsageError::new(format!("{}{line}: {}", file.display(), e.message()))
-    })?;
+    })
+}
+
+/// Where each `[[target]]` header line starts, and the text before the first.
+fn target_pieces(text: &str) -> (&str, Vec<&str>) {
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("[[target]]") {
+            let rest = rest.trim_start();
+            if rest.is_empty() || rest.starts_with('#') {
+                starts.push(offset);
+            }
+        }
+        offset += line.len();
+    }
+    let head = &text[..starts.first().copied().unwrap_or(text.len())];
+    let pieces = starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| &text[start..starts.get(i + 1).copied().unwrap_or(text.len())])
+        .collect();
+    (head, pieces)
+}
+
+/// [`load_toml`] one target at a time; `None` when the file must be parsed
+/// whole instead.
+fn load_toml_in_pieces(
+    file: &Path,
+    text: &str,
+    given: &[String],
+) -> Option<Result<Vec<Target>, UsageError>> {
+    let (head, pieces) = target_pieces(text);
+    let head_doc: toml::Table = head.parse().ok()?;
+    if head_doc.contains_key("target") {
+        return None;
+    }
+    let (default_words, default_extras) = match head_words(file, text, &head_doc) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let known = option_names();
+    let mut parser = Parser::new(given);
+    let mut targets = Vec::with_capacity(pieces.len());
+    for (i, piece) in pieces.iter().enumerate() {
+        let mut doc: toml::Table = piece.parse().ok()?;
+        if doc.len() != 1 {
+            return None;
+        }
+        let table = match doc.remove("target") {
+            Some(toml::Value::Array(mut a)) if a.len() == 1 => a.pop()?,
+            _ => return None,
+        };
+        let target = table_target(
+            file,
+            text,
+            i,
+            table,
+            &known,
+            &default_words,
+            &default_extras,
+            &mut parser,
+        );
+        match target {
+            Ok(t) => targets.push(t),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(finish(file, targets))
+}
+
+/// The `[defaults]` table (and a check of the other top-level keys).
+fn head_words(
+    file: &Path,
+    text: &str,
+    doc: &toml::Table,
+) -> Result<(Vec<String>, Extras), UsageError> {
     let known = option_names();
     let mut default_words = Vec::new();
     let mut default_extras = Extras::default();
-    for (key, value) in &doc {
+    for (key, value) in doc {
         match key.as_str() {
             "defaults" => {
                 let t = value.as_table().ok_or_else(|| {
@@ -283,7 +376,7 @@ pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageErro
                         "{}:{}: [defaults] cannot set name or url",
                         file.display(),
                         locate(
-                            &text,
+                            text,
                             None,
                             if t.contains_key("name") {
                                 "name"
@@ -295,7 +388,7 @@ pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageErro
                 }
                 table_words(
                     file,
-                    &text,
+                    text,
                     None,
                     t,
                     &known,
@@ -312,6 +405,18 @@ pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageErro
             }
         }
     }
+    Ok((default_words, default_extras))
+}
+
+/// A whole parsed targets file.
+fn load_toml_doc(
+    file: &Path,
+    text: &str,
+    mut doc: toml::Table,
+    given: &[String],
+) -> Result<Vec<Target>, UsageError> {
+    let (default_words, default_extras) = head_words(file, text, &doc)?;
+    let known = option_names();
     let list = match doc.remove("target") {
         None => Vec::new(),
         Some(toml::Value::Array(a)) => a,
@@ -324,36 +429,61 @@ pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageErro
     };
     let mut targets = Vec::with_capacity(list.len());
     let mut parser = Parser::new(given);
-    for (i, item) in list.iter().enumerate() {
-        let table = item.as_table().ok_or_else(|| {
-            UsageError::new(format!(
-                "{}: target {} is not a table",
-                file.display(),
-                i + 1
-            ))
-        })?;
-        // Only an error needs a line number; finding one is a scan of the file.
-        let line = || locate(&text, Some(i), "name");
-        let name = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                UsageError::new(format!(
-                    "{}:{}: a target without a name",
-                    file.display(),
-                    line()
-                ))
-            })?
-            .to_string();
-        let url = table.get("url").and_then(scalar);
-        let mut words = vec!["probe-http".to_string()];
-        words.extend(default_words.iter().cloned());
-        let mut extras = default_extras.clone();
-        table_words(file, &text, Some(i), table, &known, &mut words, &mut extras)?;
-        targets.push(build(&mut parser, file, &line, &name, url, words, extras)?);
+    // Each table is dropped once its target is built.
+    for (i, item) in list.into_iter().enumerate() {
+        targets.push(table_target(
+            file,
+            text,
+            i,
+            item,
+            &known,
+            &default_words,
+            &default_extras,
+            &mut parser,
+        )?);
     }
     finish(file, targets)
+}
+
+/// One `[[target]]` table (the `i`th of the file) as a target.
+#[allow(clippy::too_many_arguments)]
+fn table_target(
+    file: &Path,
+    text: &str,
+    i: usize,
+    item: toml::Value,
+    known: &[String],
+    default_words: &[String],
+    default_extras: &Extras,
+    parser: &mut Parser,
+) -> Result<Target, UsageError> {
+    let table = item.as_table().ok_or_else(|| {
+        UsageError::new(format!(
+            "{}: target {} is not a table",
+            file.display(),
+            i + 1
+        ))
+    })?;
+    // Only an error needs a line number; finding one is a scan of the file.
+    let line = || locate(text, Some(i), "name");
+    let name = table
+        .get("name")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            UsageError::new(format!(
+                "{}:{}: a target without a name",
+                file.display(),
+                line()
+            ))
+        })?
+        .to_string();
+    let url = table.get("url").and_then(scalar);
+    let mut words = vec!["probe-http".to_string()];
+    words.extend(default_words.iter().cloned());
+    let mut extras = default_extras.clone();
+    table_words(file, text, Some(i), table, known, &mut words, &mut extras)?;
+    build(parser, file, &line, &name, url, words, extras)
 }
 
 /// Parses targets' option words, once per distinct set: in a file of
@@ -364,6 +494,11 @@ struct Parser {
     /// The command line's probe options, after each target's own.
     given: Vec<String>,
     parsed: std::collections::HashMap<Vec<String>, Args>,
+    /// Each distinct set of labels, once.
+    labels: std::collections::HashMap<
+        BTreeMap<String, String>,
+        std::sync::Arc<BTreeMap<String, String>>,
+    >,
 }
 
 impl Parser {
@@ -375,6 +510,7 @@ impl Parser {
             command: Args::command(),
             given: given.to_vec(),
             parsed: std::collections::HashMap::new(),
+            labels: std::collections::HashMap::new(),
         }
     }
 }
@@ -421,7 +557,17 @@ fn build(
     args.name = Some(name.to_string());
     args.url = url;
     let mut spec = args.to_spec().map_err(|e| wrap(e.0))?;
-    spec.labels = extras.labels;
+    // Thousands of targets share a few sets of labels: one copy of each.
+    spec.labels = match parser.labels.get(&extras.labels) {
+        Some(shared) => std::sync::Arc::clone(shared),
+        None => {
+            let shared = std::sync::Arc::new(extras.labels);
+            parser
+                .labels
+                .insert((*shared).clone(), std::sync::Arc::clone(&shared));
+            shared
+        }
+    };
     spec.timeout = extras.timeout;
     Ok(Target {
         name: name.to_string(),
@@ -738,7 +884,7 @@ pub fn run_all_in_order(
                     "not started before the deadline (-t); raise -t or --concurrency",
                 );
                 r.name = t.name.clone();
-                r.labels = t.spec.labels.clone();
+                r.labels = (*t.spec.labels).clone();
                 // The run's doing, not the target's: not counted in --state.
                 r.detail(NOT_STARTED, true);
                 r

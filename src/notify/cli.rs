@@ -551,16 +551,24 @@ impl Args {
         };
         let n = &prep.notifier;
         let mut out = Vec::new();
-        let (mut locked, notes) = match self.open_state() {
-            Ok(x) => x,
-            Err(r) => return vec![*r],
+        // A dry run works on a copy of the state, read without the lock,
+        // and writes nothing at all (not even the lock file).
+        let (mut locked, notes) = if self.dry_run {
+            (None, Vec::new())
+        } else {
+            match self.open_state() {
+                Ok(x) => x,
+                Err(r) => return vec![*r],
+            }
         };
         out.extend(ctx.emit_now(notes));
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let mut scratch = match (&locked, self.dry_run) {
-            // A dry run works on a copy and never writes.
-            (Some(l), true) => Some(l.value.clone()),
-            (None, _) => Some(memory.take().unwrap_or_default()),
+            (_, true) => Some(match &self.state {
+                Some(path) => crate::state::snapshot(path),
+                None => memory.take().unwrap_or_default(),
+            }),
+            (None, false) => Some(memory.take().unwrap_or_default()),
             (Some(_), false) => None,
         };
         let mut spool = match (&prep.spool_dir, self.dry_run) {

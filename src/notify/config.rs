@@ -293,7 +293,9 @@ pub struct Config {
 
 fn regex(what: &str, text: &Option<String>) -> Result<Option<Regex>, String> {
     text.as_ref()
-        .map(|t| Regex::new(t).map_err(|e| format!("{what} {t:?}: {e}")))
+        .map(|t| {
+            Regex::new(t).map_err(|e| format!("{what} {t:?}: {}", crate::cli::regex_words(&e)))
+        })
         .transpose()
 }
 

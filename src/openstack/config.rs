@@ -151,14 +151,21 @@ fn search_path(env: &dyn Env, file: &str) -> Vec<PathBuf> {
 fn read_yaml(path: &Path) -> Result<Value, UsageError> {
     let text = crate::files::read_text(path, crate::files::CONFIG_MAX)
         .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
-    serde_saphyr::from_str::<Value>(&text).map_err(|e| {
-        let msg = e.to_string();
-        UsageError::new(format!(
-            "{}: {}",
-            path.display(),
-            msg.lines().next().unwrap_or("invalid YAML")
-        ))
-    })
+    serde_saphyr::from_str::<Value>(&text)
+        .map_err(|e| UsageError::new(format!("{}: {}", path.display(), yaml_words(&e))))
+}
+
+/// A YAML error in one line, in words an operator can act on.
+pub fn yaml_words(e: &serde_saphyr::Error) -> String {
+    let msg = e.to_string();
+    let first = msg.lines().next().unwrap_or("invalid YAML").trim();
+    if first.contains("multiple YAML documents") {
+        // The library names its own function; say what the file holds.
+        let at = first.split(": multiple").next().unwrap_or("");
+        let at = at.strip_prefix("error: ").unwrap_or(at);
+        return format!("{at}: a second YAML document (after ---); the file must hold one");
+    }
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// Merge `over` into `base`, deeply (secure.yaml over clouds.yaml).

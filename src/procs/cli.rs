@@ -223,7 +223,12 @@ impl Args {
             .args_regex
             .as_deref()
             .map(|r| {
-                regex::Regex::new(r).map_err(|e| err(format!("--ereg-argument-array {r:?}: {e}")))
+                regex::Regex::new(r).map_err(|e| {
+                    err(format!(
+                        "--ereg-argument-array {r:?}: {}",
+                        crate::cli::regex_words(&e)
+                    ))
+                })
             })
             .transpose()?;
         if let Some(s) = &self.states {

@@ -290,7 +290,11 @@ pub fn parse_toml(path: &Path, text: &str, base: &Defaults) -> Result<Vec<Entry>
                 .as_deref()
                 .map(|r| {
                     regex::Regex::new(r).map_err(|e| {
-                        UsageError::new(format!("{}: process {name:?}: cmdline_regex: {e}", path.display()))
+                        UsageError::new(format!(
+                            "{}: process {name:?}: cmdline_regex: {}",
+                            path.display(),
+                            crate::cli::regex_words(&e)
+                        ))
                     })
                 })
                 .transpose()?;
@@ -355,14 +359,11 @@ pub fn parse_masakari(
     defaults: &Defaults,
 ) -> Result<Vec<Entry>, UsageError> {
     let raw: Vec<MasakariEntry> = serde_saphyr::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        let first = msg
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .trim()
-            .to_string();
-        UsageError::new(format!("{}: {first}", path.display()))
+        UsageError::new(format!(
+            "{}: {}",
+            path.display(),
+            crate::openstack::config::yaml_words(&e)
+        ))
     })?;
     raw.into_iter()
         .map(|m| {

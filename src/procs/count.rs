@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(r.summary, "2 processes with command name 'nginx'");
         assert_eq!(
             crate::render::perfdata_item("procs", &r.metrics[0]),
-            "'procs'=2;;;0;"
+            "procs=2;;;0;"
         );
     }
 

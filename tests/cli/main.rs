@@ -3,6 +3,7 @@
 
 mod common;
 mod docs;
+mod examples;
 mod keystone;
 mod notify;
 mod probe_http;

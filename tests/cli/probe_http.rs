@@ -705,7 +705,7 @@ fn formats_render_the_same_record() {
     let perf = first.split_once(" | ").expect("perfdata").1;
     let time = perf.split(' ').next().expect("item");
     assert!(
-        time.starts_with("'time'=") && time.ends_with("s;1;2;0;"),
+        time.starts_with("time=") && time.ends_with("s;1;2;0;"),
         "{time}"
     );
     for item in perf.split(' ') {

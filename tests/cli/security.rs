@@ -584,3 +584,268 @@ fn a_keystone_that_echoes_the_password_is_scrubbed() {
     }
     let _ = Status::Critical;
 }
+
+/// The one string planted in every kind of secret below.
+const CANARY: &str = "c4nary-S3cret-x9";
+
+/// A hostile server: echoes every request header back as a response header
+/// (`X-Echo-<name>`) and in the body, then answers `status`; /hop redirects
+/// to `/` of `to` first.
+fn echo_server(status: u16, to: Option<String>) -> Server {
+    http_server(Arc::new(move |req: &Request, s: &mut dyn Stream| {
+        if req.path == "/hop" {
+            if let Some(to) = &to {
+                return respond(s, 302, &[("Location", to.as_str())], b"");
+            }
+        }
+        let echoed: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (format!("X-Echo-{k}"), v.clone()))
+            .collect();
+        let headers: Vec<(&str, &str)> = echoed
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = serde_json::json!({
+            "path": req.path,
+            "headers": req.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>(),
+            "body": String::from_utf8_lossy(&req.body),
+        });
+        respond(s, status, &headers, body.to_string().as_bytes())
+    }))
+}
+
+/// A fake Keystone: refuses (401, quoting the request) or issues a token
+/// whose catalog points at `service`.
+fn fake_keystone(accept: bool, service: String) -> Server {
+    http_server(Arc::new(move |req: &Request, s: &mut dyn Stream| {
+        if !accept {
+            let body = serde_json::json!({"error": {"code": 401, "title": "Unauthorized",
+                "message": format!("bad credentials in {}", String::from_utf8_lossy(&req.body))}});
+            return respond(
+                s,
+                401,
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            );
+        }
+        let body = serde_json::json!({"token": {
+            "expires_at": "2099-01-01T00:00:00.000000Z",
+            "catalog": [{"type": "compute", "name": "nova", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": service}]}]}});
+        respond(
+            s,
+            201,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Subject-Token", "tok-not-the-canary"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }))
+}
+
+fn assert_no_canary(what: &str, run: &Run, dirs: &[&std::path::Path]) {
+    let mut everything = format!("{}\n{}", run.stdout, run.stderr);
+    for d in dirs {
+        everything.push_str(&dir_text(d));
+    }
+    let b64 = skyprobe::redact::base64(format!("user:{CANARY}").as_bytes());
+    for needle in [CANARY, &b64[2..b64.len() - 2]] {
+        assert!(
+            !everything.contains(needle),
+            "{what}: {needle} leaked:\n{everything}"
+        );
+    }
+}
+
+#[test]
+fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
+    // One canary in every kind of secret, every format with -vv, success
+    // and failure paths, a redirect to another origin and servers that
+    // echo what they get: it must be found nowhere.
+    let formats = [
+        "jsonl",
+        "nagios",
+        "nagios-line",
+        "table",
+        "csv",
+        "prometheus",
+    ];
+    let dir = TempDir::new("canary");
+    let files = TempDir::new("canary-secrets");
+    let auth_file = files.write("auth", &format!("user:{CANARY}\n"));
+    let bearer_file = files.write("bearer", &format!("{CANARY}\r\n"));
+    let ok = echo_server(200, None);
+    let refused = echo_server(401, None);
+    let far = echo_server(200, None);
+    let hop = echo_server(200, Some(far.url("/landing")));
+    let state = dir.0.join("http.json").to_string_lossy().into_owned();
+    let cache = dir.0.join("cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let cache_s = cache.to_string_lossy().into_owned();
+    let header = format!("X-Auth-Token: {CANARY}");
+    let echoed_check = "X-Echo-Authorization: ^never$";
+    let mut runs = 0;
+    for srv in [&ok, &refused, &hop] {
+        let base = if std::ptr::eq(srv, &hop) {
+            srv.url("/hop")
+        } else {
+            srv.url("/")
+        };
+        let with_password = base.replacen("http://", &format!("http://user:{CANARY}@"), 1);
+        let cases: Vec<Vec<String>> = vec![
+            vec![with_password],
+            vec![base.clone(), "-a".into(), format!("user:{CANARY}")],
+            vec![base.clone(), "--auth-file".into(), auth_file.clone()],
+            vec![base.clone(), "--bearer-file".into(), bearer_file.clone()],
+            vec![base.clone(), "-k".into(), header.clone()],
+            vec![
+                base.clone(),
+                "-k".into(),
+                format!("X-Vendor-Key: {CANARY}"),
+                "--secret-header".into(),
+                "X-Vendor-Key".into(),
+            ],
+        ];
+        for case in cases {
+            for format in formats {
+                let mut args = case.clone();
+                args.extend(
+                    ["-f", "follow", "-vv", "--format", format, "--state", &state]
+                        .map(String::from),
+                );
+                args.extend(["--expect-header".to_string(), echoed_check.to_string()]);
+                args.extend(["-s".to_string(), "never-there".to_string()]);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let run =
+                    crate::common::run_env(PROBE_HTTP, &args, &[("SKYPROBE_CACHE_DIR", &cache_s)]);
+                assert!(run.code <= 3, "{args:?}: {}", run.stderr);
+                assert_no_canary(&format!("probe-http {args:?}"), &run, &[&dir.0]);
+                runs += 1;
+            }
+        }
+    }
+    // The Keystone password: refused (echoed back) and accepted.
+    for accept in [false, true] {
+        let ks = fake_keystone(accept, ok.url("/compute"));
+        let url = ks.url("/v3");
+        for format in formats {
+            let run = crate::common::run_env(
+                PROBE_HTTP,
+                &[
+                    "--auth",
+                    "keystone",
+                    "--os-service",
+                    "compute",
+                    "-vv",
+                    "--format",
+                    format,
+                    "--state",
+                    &state,
+                    "--expect-header",
+                    echoed_check,
+                ],
+                &[
+                    ("OS_AUTH_URL", url.as_str()),
+                    ("OS_USERNAME", "demo"),
+                    ("OS_PASSWORD", CANARY),
+                    ("OS_PROJECT_NAME", "demo"),
+                    ("SKYPROBE_CACHE_DIR", cache_s.as_str()),
+                ],
+            );
+            assert!(run.code <= 3, "{}", run.stderr);
+            assert_no_canary(
+                &format!("probe-http keystone accept={accept} {format}"),
+                &run,
+                &[&dir.0],
+            );
+            runs += 1;
+        }
+    }
+
+    // notify: webhook userinfo, Slack and Teams URLs, the PagerDuty key,
+    // the SMTP password; receivers that accept and that refuse.
+    let input = line("probe-http", "api", "critical");
+    let accepting = Receiver::new(200);
+    let failing = Receiver::new(500);
+    let (smtp_ok, _) = crate::notify::smtp_server(false);
+    let smtp_echo = echoing_smtp_server();
+    let nstate = dir.0.join("n.json").to_string_lossy().into_owned();
+    for rx in [&accepting, &failing] {
+        let hook = rx
+            .url()
+            .replacen("http://", &format!("http://u:{CANARY}@"), 1);
+        let secret_path = rx.server.url(&format!("/services/T0/B0/{CANARY}"));
+        let sinks: Vec<Vec<String>> = vec![
+            vec!["--webhook".into(), hook],
+            vec!["--slack".into(), secret_path.clone()],
+            vec!["--teams".into(), secret_path],
+            vec![
+                "--pagerduty".into(),
+                CANARY.into(),
+                "--pagerduty-url".into(),
+                rx.url(),
+            ],
+        ];
+        for sink in sinks {
+            for format in formats {
+                let _ = std::fs::remove_file(&nstate);
+                let mut args = sink.clone();
+                args.extend(["-vv", "--format", format, "--state", &nstate].map(String::from));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let run = notify(&args, &input);
+                assert!(run.code <= 3, "{args:?}: {}", run.stderr);
+                assert_no_canary(&format!("notify {args:?}"), &run, &[&dir.0]);
+                runs += 1;
+            }
+        }
+    }
+    for port in [smtp_ok, smtp_echo] {
+        for format in formats {
+            let _ = std::fs::remove_file(&nstate);
+            let smtp = format!("127.0.0.1:{port}");
+            let run = crate::notify::notify_env(
+                &[
+                    "--email",
+                    "ops@example.test",
+                    "--smtp",
+                    &smtp,
+                    "--smtp-from",
+                    "mon@example.test",
+                    "--smtp-security",
+                    "none",
+                    "--smtp-user",
+                    "mon",
+                    "-vv",
+                    "--format",
+                    format,
+                    "--state",
+                    &nstate,
+                ],
+                &input,
+                &[("SKYPROBE_SMTP_PASSWORD", CANARY)],
+            );
+            assert!(run.code <= 3, "{}", run.stderr);
+            assert_no_canary(&format!("notify email {port} {format}"), &run, &[&dir.0]);
+            runs += 1;
+        }
+    }
+    // watch-procs holds no secret of its own: the canary in every secret
+    // variable the toolkit reads must not turn up in its output either.
+    for format in formats {
+        let run = crate::common::run_env(
+            crate::watch_procs::WATCH_PROCS,
+            &["-C", "no-such-process-canary", "-vv", "--format", format],
+            &[
+                ("SKYPROBE_HTTP_AUTH", CANARY),
+                ("OS_PASSWORD", CANARY),
+                ("SKYPROBE_SMTP_PASSWORD", CANARY),
+            ],
+        );
+        assert_no_canary(&format!("watch-procs {format}"), &run, &[]);
+        runs += 1;
+    }
+    assert!(runs > 180, "{runs} runs");
+}
