@@ -750,6 +750,27 @@ mod tests {
     }
 
     #[test]
+    fn the_watchdog_fires_within_five_percent_of_the_deadline() {
+        // Was a fixed 250 ms: -t 1 ended at 1.27 s, past the promised 10 %.
+        assert_eq!(grace(Duration::from_secs(1)), Duration::from_millis(50));
+        assert_eq!(grace(Duration::from_secs(2)), Duration::from_millis(100));
+        assert_eq!(grace(Duration::from_secs(60)), GRACE);
+    }
+
+    #[test]
+    fn regex_errors_are_one_line_with_the_place() {
+        // Built at run time: clippy rejects an invalid literal pattern.
+        let bad = |p: &str| regex::Regex::new(p).expect_err("bad");
+        let e = bad(&format!("ab{}c", '('));
+        assert_eq!(
+            regex_words(&e),
+            "bad regex: unclosed group (at character 3)"
+        );
+        let e = bad(&format!("x{}", '['));
+        assert!(!regex_words(&e).contains('\n'), "{}", regex_words(&e));
+    }
+
+    #[test]
     fn labels_parse() {
         assert_eq!(parse_label("az=zone-a"), Ok(("az".into(), "zone-a".into())));
         assert_eq!(parse_label("k=a=b"), Ok(("k".into(), "a=b".into())));

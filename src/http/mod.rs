@@ -190,7 +190,7 @@ impl Spec {
                 // "Bearer TOKEN", "Basic BASE64": the credential alone too.
                 out.push(credential.trim().to_string());
                 if scheme.eq_ignore_ascii_case("basic") {
-                    if let Some(pair) = decode_base64(credential.trim()) {
+                    if let Some(pair) = crate::redact::decode_base64(credential.trim()) {
                         if let Some((_, password)) = pair.split_once(':') {
                             out.push(password.to_string());
                         }
@@ -229,29 +229,6 @@ pub const CREDENTIAL_HEADERS: &[&str] = &[
     "private-token",
     "x-amz-security-token",
 ];
-
-fn decode_base64(text: &str) -> Option<String> {
-    let mut bits: u32 = 0;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().take_while(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// `scheme://host:port` of a URL, the port filled in, the host in lower
 /// case: what decides whether credentials may go along on a redirect.

@@ -1093,6 +1093,57 @@ mod tests {
         assert!(t[0].spec.cert_days.is_some());
     }
 
+    /// The targets of a file as `name url labels enabled`, for comparing.
+    fn summary(t: &[Target]) -> Vec<String> {
+        t.iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?} {} {:?}",
+                    t.name, t.spec.url, t.spec.labels, t.enabled, t.spec.timeout
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_read_in_pieces_means_what_it_means_whole() {
+        // A file of a million targets is parsed one [[target]] at a time
+        // (it took 3.7 GB whole); the result must be the same as parsing it
+        // whole, and a file that cannot be cut is parsed whole.
+        let text = "# comment\n[defaults]\nexpect = \"200\"\ntimeout = \"3s\"\n\n\
+            [[target]] # first\nname = \"a\"\nurl = \"http://127.0.0.1:1/\"\n[target.labels]\naz = \"x\"\n\n\
+            [[target]]\nname = \"b\"\nurl = \"http://127.0.0.1:2/\"\nenabled = false\nlabels = { az = \"x\" }\n";
+        let (head, pieces) = target_pieces(text);
+        assert!(head.contains("[defaults]"));
+        assert_eq!(pieces.len(), 2);
+        let file = write("pieces.toml", text);
+        let in_pieces = load_toml_in_pieces(&file, text, &[])
+            .expect("cut")
+            .expect("valid");
+        let doc: toml::Table = text.parse().expect("toml");
+        let whole = load_toml_doc(&file, text, doc, &[]).expect("valid");
+        assert_eq!(summary(&in_pieces), summary(&whole));
+        assert!(
+            std::sync::Arc::ptr_eq(&in_pieces[0].spec.labels, &in_pieces[1].spec.labels),
+            "one copy of equal labels"
+        );
+        // Spelt so that cutting cannot see it, or with a table after the
+        // targets: parsed whole, with the same meaning.
+        for odd in [
+            text.replace("[[target]]\nname = \"b\"", "[[ target ]]\nname = \"b\""),
+            format!("{text}\n[defaults]\nexpect = \"201\"\n"),
+        ] {
+            let f = write("odd.toml", &odd);
+            assert!(load_toml_in_pieces(&f, &odd, &[]).is_none(), "{odd}");
+            let _ = load_toml(&f, &[]);
+        }
+        // A syntax error in a piece is reported at its line in the file.
+        let broken = text.replace("url = \"http://127.0.0.1:2/\"", "url = ");
+        let f = write("broken.toml", &broken);
+        let e = load_toml(&f, &[]).expect_err("broken");
+        assert!(e.0.contains("broken.toml:14"), "{}", e.0);
+    }
+
     #[test]
     fn csv_targets() {
         let p = write("t.csv", "name,url,expect,labels,enabled,insecure\nweb,http://127.0.0.1:8080/,2xx,az=a;tier=web,true,false\nold,http://127.0.0.1:8081/,,,no,\n");

@@ -328,7 +328,7 @@ fn overlapping_runs_never_make_healthy_targets_look_broken() {
     // the lock past -t, reported every target "not started before the
     // deadline" and counted that as failures.
     let srv = http_server(Arc::new(|_: &Request, s: &mut dyn Stream| {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
         respond(s, 200, &[], b"ok")
     }));
     let dir = TempDir::new("overlap");
@@ -345,7 +345,9 @@ fn overlapping_runs_never_make_healthy_targets_look_broken() {
     let children: Vec<_> = (0..runs)
         .map(|_| {
             std::process::Command::new(PROBE_HTTP)
-                .args(["--targets", &targets, "--state", &state, "-t", "5"])
+                // Twelve runs of 0.5 s each one after the other would need
+                // 6 s: holding the lock while probing cannot fit in -t 3.
+                .args(["--targets", &targets, "--state", &state, "-t", "3"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -475,7 +477,7 @@ fn secrets_a_hostile_smtp_server_echoes_are_scrubbed() {
         "kept for a retry: {}{}",
         run.stdout, run.stderr
     );
-    let plain = skyprobe::redact::base64(b"\0mon\0smtp-pw-canary");
+    let plain = b64(b"\0mon\0smtp-pw-canary");
     let everything = format!("{}{}{}", run.stdout, run.stderr, dir_text(&dir.0));
     assert!(everything.contains("535"), "{everything}");
     assert!(!everything.contains("smtp-pw-canary"), "{everything}");
@@ -483,6 +485,11 @@ fn secrets_a_hostile_smtp_server_echoes_are_scrubbed() {
         !everything.contains(&plain[4..plain.len() - 4]),
         "{everything}"
     );
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Every file under `dir`, concatenated (lossy), for secret checks.
@@ -651,7 +658,7 @@ fn assert_no_canary(what: &str, run: &Run, dirs: &[&std::path::Path]) {
     for d in dirs {
         everything.push_str(&dir_text(d));
     }
-    let b64 = skyprobe::redact::base64(format!("user:{CANARY}").as_bytes());
+    let b64 = b64(format!("user:{CANARY}").as_bytes());
     for needle in [CANARY, &b64[2..b64.len() - 2]] {
         assert!(
             !everything.contains(needle),
@@ -848,4 +855,131 @@ fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
         runs += 1;
     }
     assert!(runs > 180, "{runs} runs");
+}
+
+#[test]
+fn messages_say_what_is_wrong_and_where() {
+    // Was: a 1 MiB response header read as "server closed the connection
+    // without a response"; regex errors were cut at "regex parse error:";
+    // a second YAML document was answered with a library function's name;
+    // a bad --auth-file was blamed on -a; a bearer file with a control
+    // character gave "bad uri"; a read-only state directory said so only
+    // on stdout; --count 0 ran a round; notify --dry-run made STATE.lock.
+    let big = http_server(Arc::new(|_: &Request, s: &mut dyn Stream| {
+        let value = "a".repeat(1 << 20);
+        respond(s, 200, &[("X-Big", value.as_str())], b"")
+    }));
+    let run = crate::common::run(PROBE_HTTP, &[&big.url("/")]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.record()
+            .summary
+            .contains("headers are larger than 16 KiB"),
+        "{}",
+        run.stdout
+    );
+
+    let dir = TempDir::new("messages");
+    let one_line = |bin: &str, args: &[&str], env: &[(&str, &str)], want: &str| {
+        let run = crate::common::run_env(bin, args, env);
+        assert_eq!(run.code, 3, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(want),
+            "{args:?}: want {want:?}: {}",
+            run.stderr
+        );
+    };
+    one_line(
+        PROBE_HTTP,
+        &["http://127.0.0.1:9/", "-r", "ab(c"],
+        &[],
+        "unclosed group (at character 3)",
+    );
+    let yaml = dir.write("clouds.yaml", "clouds:\n  a: {}\n---\nclouds:\n  b: {}\n");
+    one_line(
+        PROBE_HTTP,
+        &["--os-cloud", "a", "--os-service", "compute"],
+        &[("OS_CLIENT_CONFIG_FILE", &yaml)],
+        "a second YAML document",
+    );
+    let procs = dir.write("procs.yaml", "- process_name: a\n---\n- process_name: b\n");
+    one_line(
+        crate::watch_procs::WATCH_PROCS,
+        &["--config", &procs],
+        &[],
+        "a second YAML document",
+    );
+    let auth = dir.write("auth", "no-colon-here\n");
+    one_line(
+        PROBE_HTTP,
+        &["http://127.0.0.1:9/", "--auth-file", &auth],
+        &[],
+        "--auth-file",
+    );
+    let bearer = dir.write("bearer", "tok\u{1}en\n");
+    one_line(
+        PROBE_HTTP,
+        &["http://127.0.0.1:9/", "--bearer-file", &bearer],
+        &[],
+        "a header cannot carry",
+    );
+    let crlf = dir.write("bearer-crlf", "token\r\n");
+    let (srv, got) = recording_server();
+    let run = crate::common::run(PROBE_HTTP, &[&srv.url("/"), "--bearer-file", &crlf]);
+    assert_eq!(
+        run.code, 0,
+        "a CRLF line end is not part of the token: {}",
+        run.stdout
+    );
+    assert_eq!(
+        got.lock().expect("lock")[0].header("authorization"),
+        Some("Bearer token")
+    );
+    one_line(
+        PROBE_HTTP,
+        &["http://127.0.0.1:9/", "--every", "1s", "--count", "0"],
+        &[],
+        "--count",
+    );
+
+    if nix::unistd::Uid::effective().is_root() {
+        // A directory the run's user cannot write: nobody's view of /root-owned 0555.
+        let ro = TempDir::new("read-only");
+        let _ = std::process::Command::new("chmod")
+            .arg("0555")
+            .arg(&ro.0)
+            .status();
+        let state = ro.0.join("s.json").to_string_lossy().into_owned();
+        let cmd = format!("'{}' '{}' --state '{}'", PROBE_HTTP, srv.url("/"), state);
+        let out = std::process::Command::new("su")
+            .args(["-s", "/bin/sh", "nobody", "-c", &cmd])
+            .output()
+            .expect("su");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Permission denied"),
+            "said on stderr too: {stderr}"
+        );
+    }
+
+    let state = dir.0.join("n.json").to_string_lossy().into_owned();
+    let run = notify(
+        &[
+            "--webhook",
+            "http://127.0.0.1:9/",
+            "--state",
+            &state,
+            "--dry-run",
+        ],
+        &line("probe-http", "api", "critical"),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let left: Vec<String> = std::fs::read_dir(&dir.0)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("n.json"))
+        .collect();
+    assert!(left.is_empty(), "a dry run leaves nothing: {left:?}");
 }
