@@ -27,7 +27,7 @@ Examples:
   watch-domains --connect test:///default          # libvirt's built-in test hypervisor
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL (crashed, paused on I/O error, not as expected,
-libvirt unreachable), 3 UNKNOWN (bad flags or URI).";
+libvirt unreachable), 3 UNKNOWN (bad flags or URI).\n\nFiles and secrets: only regular files are read as configuration (a FIFO or a device is\nrefused), within a size bound; lock, history and spool files are never written through a\nsymbolic link; URLs are shown without user:password@ and secret query values, and\nknown secrets are scrubbed from all output.";
 
 /// How often the event loop wakes up to check the deadline and the connection.
 const TICK: Duration = Duration::from_millis(200);
@@ -520,7 +520,10 @@ impl Tool for Args {
         if let Some(path) = self.connect.strip_prefix("test://") {
             let path = path.split('?').next().unwrap_or(path);
             if path != "/default" {
-                if let Err(e) = std::fs::File::open(path) {
+                // Checked as a regular file: libvirt would block on a FIFO.
+                if let Err(e) =
+                    crate::files::read_bounded(std::path::Path::new(path), crate::files::CONFIG_MAX)
+                {
                     return Err(UsageError::new(format!(
                         "--connect {}: {path}: {e}",
                         self.connect

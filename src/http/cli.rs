@@ -31,7 +31,11 @@ Examples:
   probe-http --os-cloud prod --os-service compute --os-microversion compute=2.53
   probe-http --os-cloud prod --os-endpoints --format table   # every endpoint in the catalog
 
-Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).";
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).
+
+Redirects (-f follow): credentials (Authorization, X-Auth-Token, Cookie, --secret-header)
+go only to the scheme, host and port of the URL given, unless --keep-auth-on-redirect
+names the host.\n\nFiles and secrets: only regular files are read as configuration (a FIFO or a device is\nrefused), within a size bound; lock, history and spool files are never written through a\nsymbolic link; URLs are shown without user:password@ and secret query values, and\nknown secrets are scrubbed from all output.";
 
 /// HTTP(S) check with assertions on status, body, JSON, headers, latency and
 /// the TLS certificate; prints one record per target and exits like a Nagios plugin.

@@ -33,7 +33,7 @@ Examples:
   notify history --state /var/lib/skyprobe/notify.json probe-http/nova-api
 
 Exit status: 0 everything delivered, 1 something spooled for a later try, 2 an alert
-dropped (refused for good or given up on), 3 bad flags, files or input lines.";
+dropped (refused for good or given up on), 3 bad flags, files or input lines.\n\nFiles and secrets: only regular files are read as configuration (a FIFO or a device is\nrefused), within a size bound; lock, history and spool files are never written through a\nsymbolic link; URLs are shown without user:password@ and secret query values, and\nknown secrets are scrubbed from all output.";
 
 /// Read records on stdin; on a state change (after N of M, with reminders,
 /// flap suppression and insufficient data) deliver alerts to SMTP, Slack,

@@ -25,7 +25,7 @@ Examples:
   watch-procs -s Z -w 0 -c 5                           # zombies
   watch-procs -C java -m RSS -w 2000000 -c 4000000     # per-process RSS, KiB
 
-Exit status: 0 OK, 1 WARNING (restarted), 2 CRITICAL (down), 3 UNKNOWN (bad flags or files).";
+Exit status: 0 OK, 1 WARNING (restarted), 2 CRITICAL (down), 3 UNKNOWN (bad flags or files).\n\nFiles and secrets: only regular files are read as configuration (a FIFO or a device is\nrefused), within a size bound; lock, history and spool files are never written through a\nsymbolic link; URLs are shown without user:password@ and secret query values, and\nknown secrets are scrubbed from all output.";
 
 /// Keep the processes that must run running (restart, re-verify, report),
 /// or count processes like check_procs. Reads /proc directly.

@@ -854,6 +854,21 @@ fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
         assert_no_canary(&format!("watch-procs {format}"), &run, &[]);
         runs += 1;
     }
+    // watch-domains: libvirt's test hypervisor, the same variables.
+    #[cfg(feature = "libvirt")]
+    for format in formats {
+        let run = crate::common::run_env(
+            crate::watch_domains::WATCH_DOMAINS,
+            &["--connect", "test:///default", "-vv", "--format", format],
+            &[
+                ("SKYPROBE_HTTP_AUTH", CANARY),
+                ("OS_PASSWORD", CANARY),
+                ("SKYPROBE_SMTP_PASSWORD", CANARY),
+            ],
+        );
+        assert_no_canary(&format!("watch-domains {format}"), &run, &[]);
+        runs += 1;
+    }
     assert!(runs > 180, "{runs} runs");
 }
 

@@ -180,7 +180,7 @@ fn a_uri_libvirt_cannot_parse_is_a_usage_problem() {
     assert_eq!(missing.code, 3, "{}", missing.stdout);
     assert_eq!(
         missing.stderr.trim(),
-        "watch-domains: --connect test:///no/such/node.xml: /no/such/node.xml: No such file or directory (os error 2)",
+        "watch-domains: --connect test:///no/such/node.xml: /no/such/node.xml: No such file or directory",
         "one line, and nothing from libxml2"
     );
 }
