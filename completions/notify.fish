@@ -28,7 +28,7 @@ complete -c notify -n "__fish_notify_needs_command" -l config -d 'Rules, sinks a
 complete -c notify -n "__fish_notify_needs_command" -l state -d 'Alarm states and delivery counters (locked, written atomically). Without it nothing survives the process: use it for anything but a one-off' -r -F
 complete -c notify -n "__fish_notify_needs_command" -l spool -d 'Spool directory [default: STATE.spool next to --state; in memory without --state]' -r -F
 complete -c notify -n "__fish_notify_needs_command" -l history -d 'Transition history, JSON lines, append-only [default: STATE.history.jsonl]' -r -F
-complete -c notify -n "__fish_notify_needs_command" -l key -d 'What an alarm is per: check, name, target, host or labels.NAME (repeatable) [default: check and name]' -r
+complete -c notify -n "__fish_notify_needs_command" -l key -d 'What an alarm is per: check, name, target, host or labels.NAME (repeatable) [default: check, host and name: the same check on two machines is two alarms; a record without a host leaves the host out]' -r
 complete -c notify -n "__fish_notify_needs_command" -l fire-after -d 'Fire after N non-ok records in a row' -r
 complete -c notify -n "__fish_notify_needs_command" -l m-of-n -d 'Fire when M of the last N records are non-ok (CloudWatch\'s datapoints to alarm)' -r
 complete -c notify -n "__fish_notify_needs_command" -l resolve-after -d 'Resolve after K ok records in a row' -r

@@ -39,9 +39,28 @@ pub struct OpenStack {
     pub region: Option<String>,
 }
 
+/// What a record is about before the catalog gave a URL: the cloud and
+/// the service asked for (`compute of prod (public)`), not a placeholder.
+fn catalog_target(spec: &Spec) -> String {
+    match &spec.openstack {
+        Some(os) if spec.url.contains(CATALOG_HOST) => format!(
+            "{} of {} ({}{})",
+            os.service.as_deref().unwrap_or("every endpoint"),
+            os.keystone.cloud.source,
+            os.interface,
+            os.region
+                .as_deref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default()
+        ),
+        _ => spec.url.clone(),
+    }
+}
+
 fn failed(spec: &Spec, summary: String, trace: Vec<TraceStep>) -> Record {
-    let mut r = Record::new(super::CHECK, &spec.url, Status::Critical, summary);
-    r.name = spec.display_name().to_string();
+    let target = catalog_target(spec);
+    let mut r = Record::new(super::CHECK, &target, Status::Critical, summary);
+    r.name = spec.name.clone().unwrap_or(target);
     r.labels = (*spec.labels).clone();
     r.trace = trace;
     r
@@ -53,6 +72,14 @@ fn with_token(spec: &Spec, url: String, token: &Token) -> Spec {
         s.name = Some(url.clone());
     }
     s.url = url;
+    // The cloud's cacert and verify settings hold for its endpoints as for
+    // Keystone, unless the command line says otherwise.
+    if let Some(os) = &spec.openstack {
+        if s.tls.ca_file.is_none() {
+            s.tls.ca_file.clone_from(&os.keystone.cloud.cacert);
+        }
+        s.tls.insecure |= os.keystone.cloud.insecure;
+    }
     s.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("x-auth-token"));
     s.headers
@@ -60,11 +87,40 @@ fn with_token(spec: &Spec, url: String, token: &Token) -> Spec {
     s
 }
 
+/// The path and query given with `-u` for a catalog URL (empty for `/`).
+fn catalog_path(spec: &Spec) -> &str {
+    let rest = spec
+        .url
+        .split_once(CATALOG_HOST)
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    // A port given with -p stays out: the catalog says where the service is.
+    let rest = rest
+        .strip_prefix(':')
+        .map_or(rest, |r| r.find(['/', '?']).map_or("", |i| &r[i..]));
+    if rest == "/" {
+        ""
+    } else {
+        rest
+    }
+}
+
 fn endpoint_url(os: &OpenStack, token: &Token, spec: &Spec) -> Result<String, String> {
     match &os.service {
         None => Ok(spec.url.clone()),
         Some(service) => token
             .endpoint(service, &os.interface, os.region.as_deref())
+            .map(|base| {
+                // -u PATH (and a query) goes onto the endpoint's own path.
+                let path = catalog_path(spec);
+                if path.is_empty() {
+                    base
+                } else if path.starts_with('?') {
+                    format!("{base}{path}")
+                } else {
+                    format!("{}{path}", base.trim_end_matches('/'))
+                }
+            })
             .ok_or_else(|| {
                 let mut types: Vec<&str> = token.catalog.iter().map(|s| s.kind.as_str()).collect();
                 types.sort_unstable();
@@ -85,12 +141,34 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         return super::probe(spec, ctx);
     };
     let mut trace = Vec::new();
-    let token = match os.keystone.token(ctx.deadline, &mut trace) {
+    let mut token = match os.keystone.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
         Err(e) => return failed(spec, e.to_string(), trace),
     };
     let url = match endpoint_url(os, &token, spec) {
         Ok(u) => u,
+        Err(_) if token.earlier_run => {
+            // A catalog cached by an earlier run may predate the service:
+            // a fresh token (and catalog) once, before saying it is missing.
+            os.keystone.invalidate();
+            trace.push(TraceStep::new(
+                "keystone",
+                true,
+                Duration::ZERO,
+                Some(
+                    "the service is not in the cached catalog; asking Keystone for a new token"
+                        .into(),
+                ),
+            ));
+            token = match os.keystone.token(ctx.deadline, &mut trace) {
+                Ok(t) => t,
+                Err(e) => return failed(spec, e.to_string(), trace),
+            };
+            match endpoint_url(os, &token, spec) {
+                Ok(u) => u,
+                Err(e) => return failed(spec, e, trace),
+            }
+        }
         Err(e) => return failed(spec, e, trace),
     };
     let mut record = super::probe(&with_token(spec, url.clone(), &token), ctx);
@@ -119,10 +197,19 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
         return vec![super::probe(spec, ctx)];
     };
     let mut trace = Vec::new();
-    let token = match os.keystone.token(ctx.deadline, &mut trace) {
+    let mut token = match os.keystone.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
         Err(e) => return vec![failed(spec, e.to_string(), trace)],
     };
+    if token.earlier_run {
+        // The sweep is of the catalog as it is now, not as an earlier run
+        // cached it: services registered since are swept too.
+        os.keystone.invalidate();
+        token = match os.keystone.token(ctx.deadline, &mut trace) {
+            Ok(t) => t,
+            Err(e) => return vec![failed(spec, e.to_string(), trace)],
+        };
+    }
     let mut list: Vec<Target> = Vec::new();
     for service in &token.catalog {
         for e in &service.endpoints {

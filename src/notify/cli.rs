@@ -30,7 +30,7 @@ Examples:
   watch-domains --follow 1h | notify --masakari --os-cloud prod --state /var/lib/skyprobe/masakari.json
   notify --config notify.toml --state n.json --retry-only     # deliver what is spooled, read nothing
   notify --config notify.toml --dry-run < records.jsonl       # what would be sent
-  notify history --state /var/lib/skyprobe/notify.json probe-http/nova-api
+  notify history --state /var/lib/skyprobe/notify.json probe-http/mon1/nova-api
 
 Exit status: 0 everything delivered, 1 something spooled for a later try, 2 an alert
 dropped (refused for good or given up on), 3 bad flags, files or input lines.\n\nFiles and secrets: only regular files are read as configuration (a FIFO or a device is\nrefused), within a size bound; lock, history and spool files are never written through a\nsymbolic link; URLs are shown without user:password@ and secret query values, and\nknown secrets are scrubbed from all output.";
@@ -60,7 +60,8 @@ pub struct Args {
     pub history: Option<PathBuf>,
 
     /// What an alarm is per: check, name, target, host or labels.NAME (repeatable)
-    /// [default: check and name].
+    /// [default: check, host and name: the same check on two machines is two
+    /// alarms; a record without a host leaves the host out].
     #[arg(long = "key", value_name = "PART", value_parser = KeyPart::parse, help_heading = "Alarms")]
     pub key: Vec<KeyPart>,
 
@@ -877,7 +878,7 @@ impl Tool for Args {
     max_term_width = 100
 )]
 pub struct HistoryArgs {
-    /// Only this alarm key (e.g. probe-http/nova-api).
+    /// Only this alarm key (e.g. probe-http/mon1/nova-api: check/host/name).
     #[arg(value_name = "KEY")]
     pub key: Option<String>,
 

@@ -128,18 +128,25 @@ impl KeyPart {
     }
 }
 
-/// The default key: `check` and `name`.
+/// The default key: `check`, `host` and `name`, so the same check on two
+/// machines (nova-compute on compute1 and on compute2) is two alarms.
 pub fn default_key() -> Vec<KeyPart> {
-    vec![KeyPart::Check, KeyPart::Name]
+    vec![KeyPart::Check, KeyPart::Host, KeyPart::Name]
 }
 
-/// The alarm key of a record: the parts joined with `/`.
+/// The alarm key of a record: the parts joined with `/`. A record without
+/// a host (a script's minimal record) leaves the host part out.
 pub fn key(parts: &[KeyPart], r: &Incoming<'_>) -> String {
     let mut out = String::with_capacity(64);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for p in parts {
+        if *p == KeyPart::Host && r.host.is_empty() {
+            continue;
+        }
+        if !first {
             out.push('/');
         }
+        first = false;
         match p {
             KeyPart::Check => out.push_str(&r.check),
             KeyPart::Name => out.push_str(&r.name),
@@ -161,6 +168,23 @@ mod tests {
         assert_eq!(r.status, Status::Critical);
         assert_eq!(r.target, "db-dump");
         assert_eq!(key(&default_key(), &r), "backup/db-dump");
+    }
+
+    #[test]
+    fn the_same_check_on_two_hosts_is_two_alarms() {
+        // Was: the default key was check + name, so nova-compute's OK from
+        // compute2 resolved compute1's outage.
+        let down = parse(r#"{"host":"compute1","check":"watch-procs","status":"critical","name":"nova-compute"}"#)
+            .expect("valid");
+        let up = parse(
+            r#"{"host":"compute2","check":"watch-procs","status":"ok","name":"nova-compute"}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            key(&default_key(), &down),
+            "watch-procs/compute1/nova-compute"
+        );
+        assert_ne!(key(&default_key(), &down), key(&default_key(), &up));
     }
 
     #[test]

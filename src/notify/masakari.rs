@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::alarm::{AlarmState, Kind};
-use super::sinks::{post_json, Failure, Sink};
+use super::sinks::{post_json_with, Failure, Sink};
 use super::Alert;
 use crate::openstack::keystone::Keystone;
 
@@ -35,20 +35,14 @@ pub fn notification(alert: &Alert) -> Option<Value> {
             ("VM", alert.host.clone(), m.get("payload")?.clone())
         }
         // watch-procs: a process it could not keep running (processmonitor).
-        "watch-procs" if alert.kind == Kind::Firing || alert.kind == Kind::Resolved => {
-            let event = if alert.state == AlarmState::Critical {
-                "STOPPED"
-            } else if alert.state == AlarmState::Ok {
-                "STARTED"
-            } else {
-                return None;
-            };
-            (
-                "PROCESS",
-                alert.host.clone(),
-                json!({"event": event, "process_name": alert.name}),
-            )
-        }
+        // masakari-monitors sends failures only: a recovery is not a
+        // notification (Masakari answers 409, the host being on maintenance
+        // since the failure), so the alarm resolves without a call.
+        "watch-procs" if firing && alert.state == AlarmState::Critical => (
+            "PROCESS",
+            alert.host.clone(),
+            json!({"event": "STOPPED", "process_name": alert.name}),
+        ),
         // probe-host: a compute host that is down (hostmonitor); the host is
         // the record's target, not the machine that probed it.
         "probe-host" if firing && alert.state == AlarmState::Critical => (
@@ -79,21 +73,33 @@ pub struct MasakariSink {
 impl MasakariSink {
     fn endpoint(&self, deadline: Instant) -> Result<(String, String), Failure> {
         let mut trace = Vec::new();
-        let token = self
+        let mut token = self
             .keystone
             .token(deadline, &mut trace)
             .map_err(|e| Failure::Retry(format!("Keystone: {e}")))?;
+        let lookup = |t: &crate::openstack::keystone::Token| {
+            t.endpoint(
+                "instance-ha",
+                &self.keystone.cloud.interface,
+                self.keystone.cloud.region.as_deref(),
+            )
+        };
         let url = match &self.url {
             Some(u) => u.clone(),
-            None => token
-                .endpoint(
-                    "instance-ha",
-                    &self.keystone.cloud.interface,
-                    self.keystone.cloud.region.as_deref(),
-                )
-                .ok_or_else(|| {
+            None => {
+                if lookup(&token).is_none() && token.earlier_run {
+                    // A catalog cached by an earlier run may predate
+                    // Masakari: a fresh token once before giving up.
+                    self.keystone.invalidate();
+                    token = self
+                        .keystone
+                        .token(deadline, &mut trace)
+                        .map_err(|e| Failure::Retry(format!("Keystone: {e}")))?;
+                }
+                lookup(&token).ok_or_else(|| {
                     Failure::Retry("no instance-ha endpoint in the Keystone catalog".to_string())
-                })?,
+                })?
+            }
         };
         Ok((url, token.id.expose().to_string()))
     }
@@ -136,7 +142,10 @@ impl Sink for MasakariSink {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100));
             let headers = vec![("X-Auth-Token".to_string(), token)];
-            match post_json(&url, &headers, &body, left, |c| c == 400 || c == 409) {
+            // The cloud's own agent: its cacert and verify settings hold for
+            // the instance-ha endpoint as for Keystone.
+            let agent = crate::openstack::keystone::agent(&self.keystone.cloud, left);
+            match post_json_with(&agent, &url, &headers, &body, |c| c == 400 || c == 409) {
                 // A token revoked or expired early: one fresh token, once.
                 Err(Failure::Retry(m)) if m.starts_with("HTTP 401") && !refreshed => {
                     self.keystone.invalidate();
@@ -189,11 +198,24 @@ mod tests {
             n["notification"]["payload"],
             json!({"event": "STOPPED", "process_name": "nova-compute"})
         );
-        a.kind = Kind::Resolved;
-        a.state = AlarmState::Ok;
+    }
+
+    #[test]
+    fn a_recovered_process_is_not_sent_to_masakari() {
+        // Was: a recovery went out as a PROCESS STARTED notification, which
+        // masakari-monitors never sends; Masakari answered 409 (the host is
+        // on maintenance since the failure), the alert was dropped and
+        // notify exited 2 on every recovery.
+        let mut a = alert(AlarmState::Ok, Kind::Resolved);
+        a.check = "watch-procs".into();
+        a.name = "nova-compute".into();
+        assert_eq!(notification(&a), None);
+        a.state = AlarmState::Warning;
+        a.kind = Kind::Firing;
         assert_eq!(
-            notification(&a).expect("STARTED")["notification"]["payload"]["event"],
-            "STARTED"
+            notification(&a),
+            None,
+            "a warning (restarted) is no failure"
         );
     }
 

@@ -58,7 +58,7 @@ pub struct Alert {
     /// Unique per key and transition, and the same if a crash makes
     /// notify see the transition again: `<key hash>-<seq>`.
     pub id: String,
-    /// The alarm key (`check/name` by default).
+    /// The alarm key (`check/host/name` by default).
     pub key: String,
     /// The key's hash, hex: PagerDuty's dedup key is made of it.
     pub key_hash: String,

@@ -82,8 +82,21 @@ impl Cloud {
         }
     }
 
-    /// Identity of the credentials without their secret: the token cache key.
+    /// Identity of the credentials, the token cache key: who and where, and
+    /// a SHA-256 digest of everything including the secret (never the
+    /// secret itself), so a changed password is not hidden by a token
+    /// cached under the old one.
     pub fn identity(&self) -> String {
+        let who = self.who();
+        let mut keyed = who.clone().into_bytes();
+        keyed.push(0);
+        keyed.extend_from_slice(self.secret().expose().as_bytes());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &keyed);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("{who}|sha256:{hex}")
+    }
+
+    fn who(&self) -> String {
         match &self.credentials {
             Credentials::Password {
                 username,

@@ -52,6 +52,9 @@ pub struct Token {
     pub catalog: Vec<Service>,
     /// Read from the cache rather than fetched now.
     pub from_cache: bool,
+    /// Issued to an earlier run (read from the token cache file): its
+    /// catalog may predate services registered since.
+    pub earlier_run: bool,
 }
 
 impl Token {
@@ -324,6 +327,7 @@ impl Keystone {
             expires_at,
             catalog: cached.catalog,
             from_cache: true,
+            earlier_run: true,
         })
     }
 
@@ -461,6 +465,7 @@ impl Keystone {
             expires_at,
             catalog,
             from_cache: false,
+            earlier_run: false,
         };
         memo.insert(
             key,
@@ -546,6 +551,7 @@ mod tests {
                 ],
             }],
             from_cache: false,
+            earlier_run: false,
         };
         assert_eq!(
             t.endpoint("identity", "internal", Some("R1")).as_deref(),

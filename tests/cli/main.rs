@@ -6,6 +6,7 @@ mod docs;
 mod examples;
 mod keystone;
 mod notify;
+mod openstack;
 mod probe_http;
 mod schema;
 mod security;

@@ -154,7 +154,7 @@ fn a_failure_and_its_recovery_reach_a_webhook_once_each() {
     assert_eq!(bodies[0]["status"], "firing");
     assert_eq!(bodies[0]["alerts"][0]["labels"]["severity"], "critical");
     assert_eq!(bodies[0]["alerts"][0]["labels"]["az"], "zone-a");
-    assert_eq!(bodies[0]["groupKey"], "probe-http/nova");
+    assert_eq!(bodies[0]["groupKey"], "probe-http/mon1/nova");
     assert_eq!(bodies[1]["status"], "resolved");
     let id = rx.requests.lock().expect("lock")[0]
         .header("X-Skyprobe-Alert-Id")
@@ -178,14 +178,14 @@ fn a_failure_and_its_recovery_reach_a_webhook_once_each() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
     assert_eq!(saved["sinks"]["webhook"]["delivered"], 2);
-    assert_eq!(saved["alarms"]["probe-http/nova"]["state"], "ok");
+    assert_eq!(saved["alarms"]["probe-http/mon1/nova"]["state"], "ok");
 
     let history = Command::new(NOTIFY)
         .args([
             "history",
             "--state",
             &state,
-            "probe-http/nova",
+            "probe-http/mon1/nova",
             "--format",
             "jsonl",
         ])
@@ -751,6 +751,27 @@ fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
     assert!(events(&run.records(), "dropped")[0]
         .summary
         .contains("HTTP 409"));
+
+    // A recovered process resolves its alarm without a Masakari call (was:
+    // a PROCESS STARTED notification, refused with 409, exit 2 each time).
+    api.status.store(202, Ordering::SeqCst);
+    let state = cache.0.join("n.json").to_string_lossy().into_owned();
+    let args = ["--masakari", "--masakari-url", &url, "--state", &state];
+    let down = notify_env(
+        &args,
+        &line("watch-procs", "nova-compute", "critical"),
+        &env,
+    );
+    assert_eq!(down.code, 0, "{}", down.stdout);
+    let sent = api.requests.lock().expect("lock").len();
+    let up = notify_env(&args, &line("watch-procs", "nova-compute", "ok"), &env);
+    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
+    assert_eq!(
+        api.requests.lock().expect("lock").len(),
+        sent,
+        "nothing sent"
+    );
+    assert_eq!(events(&up.records(), "unrouted").len(), 1, "{}", up.stdout);
 }
 
 #[test]
@@ -901,7 +922,7 @@ fn a_key_that_goes_quiet_alerts_insufficient_data_and_recovers() {
     );
     assert!(quiet["commonAnnotations"]["summary"]
         .as_str()
-        .is_some_and(|s| s.starts_with("no record for probe-http/api since")));
+        .is_some_and(|s| s.starts_with("no record for probe-http/mon1/api since")));
     writeln!(stdin, "{}", line("probe-http", "api", "ok")).expect("write");
     stdin.flush().expect("flush");
     rx.wait_for(2);
