@@ -399,15 +399,31 @@ pub fn step<'a>(r: &'a Record, name: &str) -> Option<&'a skyprobe::report::Trace
     r.trace.iter().find(|s| s.step == name)
 }
 
-/// Whether we may create network namespaces here (root with `ip`).
+/// Whether we may create network namespaces here (root with `ip`). As
+/// root, a test that needs them fails rather than skips when they do not
+/// work: a skipped test in CI (which runs as root) would hide breakage.
 pub fn can_netns() -> bool {
-    nix_is_root()
-        && Command::new("ip")
+    needs_root(
+        "ip netns",
+        Command::new("ip")
             .args(["netns", "list"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success())
+            .is_ok_and(|s| s.success()),
+    )
+}
+
+/// For a test that needs root and `tool`: true to go on; as another user,
+/// false (the test says it is skipped); as root without the tool working,
+/// a failure.
+pub fn needs_root(tool: &str, tool_works: bool) -> bool {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root ({tool})");
+        return false;
+    }
+    assert!(tool_works, "running as root, but {tool} does not work here");
+    true
 }
 
 fn nix_is_root() -> bool {

