@@ -11,6 +11,7 @@ pub mod files;
 pub mod http;
 pub mod notify;
 pub mod openstack;
+pub mod pool;
 pub mod procs;
 pub mod redact;
 pub mod reload;

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::CommandFactory;
@@ -802,11 +800,9 @@ pub fn load_skypunch(file: &Path, given: &[String]) -> Result<Vec<Target>, Usage
 /// deadline. Records come back in the targets' order; a target not started
 /// before the deadline gets a record that says so.
 pub fn run_all(targets: &[&Target], ctx: &Context, concurrency: usize) -> Vec<Record> {
-    let out = Mutex::new(Vec::with_capacity(targets.len()));
-    run_all_in_order(targets, ctx, concurrency, &|chunk| {
-        out.lock().unwrap_or_else(|p| p.into_inner()).extend(chunk);
-    });
-    out.into_inner().unwrap_or_else(|p| p.into_inner())
+    crate::pool::run_all(targets, ctx, concurrency, &|t| probe(t, ctx), &|t| {
+        not_started(t, ctx)
+    })
 }
 
 /// [`run_all`], handing records to `ready` as soon as they can go out in
@@ -819,81 +815,32 @@ pub fn run_all_in_order(
     concurrency: usize,
     ready: &(dyn Fn(Vec<Record>) + Sync),
 ) {
-    struct Ordered {
-        results: Vec<Option<Record>>,
-        next: usize,
-    }
-    let total = targets.len();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let ordered = Mutex::new(Ordered {
-        results: vec![None; total],
-        next: 0,
-    });
-    let workers = concurrency.clamp(1, total.max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let worker = || loop {
-                if ctx.remaining().is_zero() {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(target) = targets.get(i) else { break };
-                let record = super::auth::probe(&target.spec, ctx);
-                {
-                    let mut o = ordered.lock().unwrap_or_else(|p| p.into_inner());
-                    o.results[i] = Some(record);
-                    let mut chunk = Vec::new();
-                    while o.next < total {
-                        let at = o.next;
-                        match o.results[at].take() {
-                            Some(r) => chunk.push(r),
-                            None => break,
-                        }
-                        o.next += 1;
-                    }
-                    if !chunk.is_empty() {
-                        // Still under the lock: chunks go out in order.
-                        ready(chunk);
-                    }
-                }
-                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                ctx.progress(n, total);
-            };
-            // Small stacks: thousands of targets, a few dozen threads.
-            let spawned = std::thread::Builder::new()
-                .stack_size(512 * 1024)
-                .spawn_scoped(scope, worker);
-            if spawned.is_err() {
-                break;
-            }
-        }
-    });
-    let mut o = ordered.into_inner().unwrap_or_else(|p| p.into_inner());
-    let start = o.next;
-    let rest: Vec<Record> = o
-        .results
-        .drain(start..)
-        .zip(&targets[start..])
-        .map(|(r, t)| {
-            r.unwrap_or_else(|| {
-                let mut r = Record::new(
-                    super::CHECK,
-                    &t.spec.url,
-                    ctx.timeout_state,
-                    "not started before the deadline (-t); raise -t or --concurrency",
-                );
-                r.name = t.name.clone();
-                r.labels = (*t.spec.labels).clone();
-                // The run's doing, not the target's: not counted in --state.
-                r.detail(NOT_STARTED, true);
-                r
-            })
-        })
-        .collect();
-    if !rest.is_empty() {
-        ready(rest);
-    }
+    crate::pool::run_in_order(
+        targets,
+        ctx,
+        concurrency,
+        &|t| probe(t, ctx),
+        &|t| not_started(t, ctx),
+        ready,
+    )
+}
+
+fn probe(target: &Target, ctx: &Context) -> Record {
+    super::auth::probe(&target.spec, ctx)
+}
+
+fn not_started(t: &Target, ctx: &Context) -> Record {
+    let mut r = Record::new(
+        super::CHECK,
+        &t.spec.url,
+        ctx.timeout_state,
+        "not started before the deadline (-t); raise -t or --concurrency",
+    );
+    r.name = t.name.clone();
+    r.labels = (*t.spec.labels).clone();
+    // The run's doing, not the target's: not counted in --state.
+    r.detail(NOT_STARTED, true);
+    r
 }
 
 /// The detail a record gets when its target was never tried (the deadline
