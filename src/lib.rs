@@ -13,6 +13,7 @@ pub mod notify;
 pub mod openstack;
 pub mod pool;
 pub mod procs;
+pub mod records;
 pub mod redact;
 pub mod reload;
 pub mod render;

@@ -1,7 +1,6 @@
 //! notify's flags, the stdin loop, and `notify history`.
 
 use std::ffi::OsString;
-use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -245,11 +244,6 @@ pub struct Args {
 }
 
 type LockedState = crate::state::Locked<NotifyState>;
-
-/// The longest stdin line taken as a record (records are a few KiB).
-const MAX_LINE: usize = 4 << 20;
-/// What stands in for a longer line: not a record, so it is reported.
-const TOO_LONG: &str = "\u{0}line longer than 4 MiB";
 
 struct Prepared {
     notifier: Notifier,
@@ -622,37 +616,7 @@ impl Args {
         out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
 
         if !self.retry_only {
-            let (tx, rx) = mpsc::sync_channel::<Option<String>>(8192);
-            std::thread::Builder::new()
-                .name("stdin".into())
-                .spawn(move || {
-                    let stdin = std::io::stdin();
-                    let mut lock = stdin.lock();
-                    let mut buf = Vec::with_capacity(4096);
-                    loop {
-                        buf.clear();
-                        // A line without end must not eat the memory: past
-                        // the limit the rest of it is skipped, and the line
-                        // is reported as too long.
-                        let mut limited = (&mut lock).take(MAX_LINE as u64 + 1);
-                        match limited.read_until(b'\n', &mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {}
-                        }
-                        let line = if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
-                            let mut skipped = Vec::new();
-                            let _ = lock.read_until(b'\n', &mut skipped);
-                            TOO_LONG.to_string()
-                        } else {
-                            String::from_utf8_lossy(&buf).trim_end().to_string()
-                        };
-                        if tx.send(Some(line)).is_err() {
-                            return;
-                        }
-                    }
-                    let _ = tx.send(None);
-                })
-                .ok();
+            let rx = crate::records::spawn(std::io::stdin(), 8192);
             let mut line_no: u64 = 0;
             let mut last_save = Instant::now();
             let mut last_tick = Instant::now();
@@ -695,7 +659,14 @@ impl Args {
                     let mut records = Vec::new();
                     for line in &batch {
                         line_no += 1;
-                        let (r, s) = n.line(state!(), &mut spool, line_no, line, now);
+                        let (r, s) = match line {
+                            crate::records::Line::Text(text) => {
+                                n.line(state!(), &mut spool, line_no, text, now)
+                            }
+                            crate::records::Line::Unusable(why) => {
+                                (n.unusable_line(state!(), line_no, why), false)
+                            }
+                        };
                         records.extend(r);
                         spooled |= s;
                     }

@@ -191,6 +191,13 @@ impl Notifier {
         self.sinks.iter().find(|s| s.name == name)
     }
 
+    /// A line the reader could not use (too long, not UTF-8), counted with
+    /// the bad lines.
+    pub fn unusable_line(&self, state: &mut NotifyState, line_no: u64, why: &str) -> Vec<Record> {
+        state.bad_lines += 1;
+        vec![self.bad_line(line_no, why)]
+    }
+
     /// A record saying a stdin line was not a record.
     pub fn bad_line(&self, line_no: u64, why: &str) -> Record {
         let mut r = Record::new(
