@@ -108,18 +108,7 @@ fn masakari_and_the_catalog_probe_trust_the_clouds_cacert() {
         ("OS_CLIENT_CONFIG_FILE", clouds.as_str()),
         ("SKYPROBE_CACHE_DIR", cache.as_str()),
     ];
-    let run = notify_env(
-        &["--masakari", "--os-cloud", "test"],
-        &line("watch-procs", "nova-compute", "critical"),
-        &env,
-    );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(
-        events(&run.records(), "delivered").len(),
-        1,
-        "{}",
-        run.stdout
-    );
+    masakari_delivers(&env);
     assert!(got
         .lock()
         .expect("lock")
@@ -137,6 +126,22 @@ fn masakari_and_the_catalog_probe_trust_the_clouds_cacert() {
         .expect("lock")
         .iter()
         .any(|r| r.path.starts_with("/v2.1")));
+}
+
+/// notify's Masakari sink, for cloud `test`, delivers one process failure.
+fn masakari_delivers(env: &[(&str, &str)]) {
+    let run = notify_env(
+        &["--masakari", "--os-cloud", "test"],
+        &line("watch-procs", "nova-compute", "critical"),
+        env,
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        events(&run.records(), "delivered").len(),
+        1,
+        "{}",
+        run.stdout
+    );
 }
 
 /// A plain loopback service answering 200.
@@ -214,18 +219,7 @@ fn a_service_registered_after_the_token_was_cached_is_found() {
         .lock()
         .expect("lock")
         .push(("instance-ha".into(), api.url("/v1")));
-    let run = notify_env(
-        &["--masakari", "--os-cloud", "test"],
-        &line("watch-procs", "nova-compute", "critical"),
-        &env,
-    );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(
-        events(&run.records(), "delivered").len(),
-        1,
-        "{}",
-        run.stdout
-    );
+    masakari_delivers(&env);
     assert_eq!(*asked.lock().expect("lock"), 3);
     // The whole-catalog sweep sweeps the catalog as it is now.
     services

@@ -839,35 +839,34 @@ fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
             runs += 1;
         }
     }
-    // watch-procs holds no secret of its own: the canary in every secret
-    // variable the toolkit reads must not turn up in its output either.
-    for format in formats {
-        let run = crate::common::run_env(
-            crate::watch_procs::WATCH_PROCS,
-            &["-C", "no-such-process-canary", "-vv", "--format", format],
-            &[
-                ("SKYPROBE_HTTP_AUTH", CANARY),
-                ("OS_PASSWORD", CANARY),
-                ("SKYPROBE_SMTP_PASSWORD", CANARY),
-            ],
-        );
-        assert_no_canary(&format!("watch-procs {format}"), &run, &[]);
-        runs += 1;
-    }
-    // watch-domains: libvirt's test hypervisor, the same variables.
+    // watch-procs and watch-domains hold no secret of their own: the canary
+    // in every secret variable the toolkit reads must not turn up in their
+    // output either.
+    let mut quiet: Vec<(&str, Vec<&str>)> = vec![(
+        crate::watch_procs::WATCH_PROCS,
+        vec!["-C", "no-such-process-canary"],
+    )];
     #[cfg(feature = "libvirt")]
-    for format in formats {
-        let run = crate::common::run_env(
-            crate::watch_domains::WATCH_DOMAINS,
-            &["--connect", "test:///default", "-vv", "--format", format],
-            &[
-                ("SKYPROBE_HTTP_AUTH", CANARY),
-                ("OS_PASSWORD", CANARY),
-                ("SKYPROBE_SMTP_PASSWORD", CANARY),
-            ],
-        );
-        assert_no_canary(&format!("watch-domains {format}"), &run, &[]);
-        runs += 1;
+    quiet.push((
+        crate::watch_domains::WATCH_DOMAINS,
+        vec!["--connect", "test:///default"],
+    ));
+    for (bin, args) in quiet {
+        for format in formats {
+            let mut args = args.clone();
+            args.extend(["-vv", "--format", format]);
+            let run = crate::common::run_env(
+                bin,
+                &args,
+                &[
+                    ("SKYPROBE_HTTP_AUTH", CANARY),
+                    ("OS_PASSWORD", CANARY),
+                    ("SKYPROBE_SMTP_PASSWORD", CANARY),
+                ],
+            );
+            assert_no_canary(&format!("{bin} {format}"), &run, &[]);
+            runs += 1;
+        }
     }
     assert!(runs > 180, "{runs} runs");
 }
