@@ -240,7 +240,9 @@ pub fn nagios(label: &str, records: &[Record]) -> String {
         perf_text.push_str(&item);
     }
     if !perf_text.is_empty() {
-        head.push_str(" | ");
+        // No space before the |: Icinga 2 keeps the status text up to it as
+        // it is, and a trailing space would end the first line.
+        head.push('|');
         head.push_str(&perf_text);
     }
     used = head.len();
@@ -460,7 +462,7 @@ mod tests {
     #[test]
     fn nagios_single_record() {
         insta::assert_snapshot!(nagios("HTTP", &[sample()]), @r"
-        HTTP CRITICAL - HTTP 503, expected 200 / bad | time=0.0412s;0.5;1;0; size=12B;;;0;
+        HTTP CRITICAL - HTTP 503, expected 200 / bad|time=0.0412s;0.5;1;0; size=12B;;;0;
         connect ok 0.4 ms: 127.0.0.1:8080
         ");
     }
@@ -475,7 +477,7 @@ mod tests {
         let mut bad = sample();
         bad.metrics.truncate(1);
         insta::assert_snapshot!(nagios("HTTP", &[ok, bad]), @r"
-        HTTP CRITICAL - 2 checked: 1 critical, 1 ok; nova-api: HTTP 503, expected 200 / bad | 'keystone time'=0.0412s;0.5;1;0; 'nova-api time'=0.0412s;0.5;1;0;
+        HTTP CRITICAL - 2 checked: 1 critical, 1 ok; nova-api: HTTP 503, expected 200 / bad|'keystone time'=0.0412s;0.5;1;0; 'nova-api time'=0.0412s;0.5;1;0;
         [CRITICAL] nova-api: HTTP 503, expected 200 / bad
         [OK] keystone: HTTP 200
         ");
@@ -492,7 +494,7 @@ mod tests {
             .collect();
         let out = nagios("HTTP", &many);
         assert!(out.len() <= NAGIOS_BUDGET, "{} bytes", out.len());
-        assert!(out.lines().next().expect("line").contains(" | "));
+        assert!(out.lines().next().expect("line").contains('|'));
         assert!(out.contains("more"));
     }
 

@@ -89,7 +89,7 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
         )
     };
     let config = format!(
-        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
+        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n  service_format_template = \"SERVICEDESC::$service.name$\\tSERVICESTATE::$service.state$\\tSERVICEPERFDATA::$service.perfdata$\\tSERVICEOUTPUT::$service.output$\"\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
         example.display(),
         service("up", "/"),
         service("slow", "/slow"),
@@ -160,6 +160,9 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
             .find(|l| l.contains(&format!("SERVICEDESC::{name}\t")))
             .unwrap_or_else(|| panic!("no perfdata for {name}: {lines:?}"));
         assert_eq!(field(line, "SERVICESTATE"), state, "{line}");
+        let output = field(line, "SERVICEOUTPUT");
+        assert!(output.starts_with(&format!("HTTP {state} - ")), "{line}");
+        assert!(!output.ends_with(' '), "no trailing space: {output:?}");
         let perf = field(line, "SERVICEPERFDATA");
         // Icinga parsed the perfdata: it writes it back normalised.
         assert!(perf.starts_with("time="), "{perf}");

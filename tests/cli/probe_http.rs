@@ -701,7 +701,8 @@ fn formats_render_the_same_record() {
         first.starts_with("HTTP CRITICAL - HTTP 503 Service Unavailable"),
         "{first}"
     );
-    let perf = first.split_once(" | ").expect("perfdata").1;
+    let (text, perf) = first.split_once('|').expect("perfdata");
+    assert!(!text.ends_with(' '), "no space before the |: {first}");
     let time = perf.split(' ').next().expect("item");
     assert!(
         time.starts_with("time=") && time.ends_with("s;1;2;0;"),

@@ -842,15 +842,17 @@ fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
     // watch-procs and watch-domains hold no secret of their own: the canary
     // in every secret variable the toolkit reads must not turn up in their
     // output either.
-    let mut quiet: Vec<(&str, Vec<&str>)> = vec![(
-        crate::watch_procs::WATCH_PROCS,
-        vec!["-C", "no-such-process-canary"],
-    )];
-    #[cfg(feature = "libvirt")]
-    quiet.push((
-        crate::watch_domains::WATCH_DOMAINS,
-        vec!["--connect", "test:///default"],
-    ));
+    let quiet = [
+        (
+            crate::watch_procs::WATCH_PROCS,
+            vec!["-C", "no-such-process-canary"],
+        ),
+        #[cfg(feature = "libvirt")]
+        (
+            crate::watch_domains::WATCH_DOMAINS,
+            vec!["--connect", "test:///default"],
+        ),
+    ];
     for (bin, args) in quiet {
         for format in formats {
             let mut args = args.clone();

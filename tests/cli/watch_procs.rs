@@ -173,7 +173,7 @@ fn count_thresholds_and_perfdata_like_check_procs() {
     assert_eq!(
         first,
         format!(
-            "PROCS WARNING - 2 processes with command name '{}' | procs=2;1:1;1:5;0;",
+            "PROCS WARNING - 2 processes with command name '{}'|procs=2;1:1;1:5;0;",
             s.name
         )
     );
