@@ -171,8 +171,9 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         }
         Err(e) => return failed(spec, e, trace),
     };
-    let mut record = super::probe(&with_token(spec, url.clone(), &token), ctx);
-    if token.from_cache && record.details.get("status_code").and_then(|c| c.as_u64()) == Some(401) {
+    let first = super::probe_outcome(&with_token(spec, url.clone(), &token), ctx);
+    let mut record = first.record;
+    if token.from_cache && first.status_code == Some(401) {
         // The cached token was revoked or the keys rotated: once more with a new one.
         os.keystone.invalidate();
         trace.push(TraceStep::new(

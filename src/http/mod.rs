@@ -451,8 +451,23 @@ struct HopResponse {
     location: Option<String>,
 }
 
+/// A probe's record and the facts a caller acts on, typed, so that nobody
+/// reads them back out of the record.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The record.
+    pub record: Record,
+    /// The status code of the last response, if one came.
+    pub status_code: Option<u16>,
+}
+
 /// Run one probe. Never fails: every problem is a record.
 pub fn probe(spec: &Spec, ctx: &Context) -> Record {
+    probe_outcome(spec, ctx).record
+}
+
+/// [`probe`], with its [`Outcome`].
+pub fn probe_outcome(spec: &Spec, ctx: &Context) -> Outcome {
     let started = Instant::now();
     let own;
     let ctx = match spec.timeout {
@@ -476,7 +491,10 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
             Err(e) => {
                 record.status = Status::Unknown;
                 record.summary = e.0;
-                return record;
+                return Outcome {
+                    record,
+                    status_code: None,
+                };
             }
         }
     } else {
@@ -590,7 +608,14 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     // A server may echo a credential back (in a header, a body, a JSON
     // field an assertion quotes): never into a record or the state.
     crate::redact::Scrubber::new(spec.secrets()).scrub_record(&mut record);
-    record
+    let status_code = hops
+        .last()
+        .and_then(|h| h.outcome.as_ref().ok())
+        .map(|r| r.status);
+    Outcome {
+        record,
+        status_code,
+    }
 }
 
 fn build_agent(

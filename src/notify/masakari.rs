@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::alarm::{AlarmState, Kind};
-use super::sinks::{post_json_with, Failure, Sink};
+use super::sinks::{judge, post_json_answer, Failure, Sink};
 use super::Alert;
 use crate::openstack::keystone::Keystone;
 
@@ -145,13 +145,13 @@ impl Sink for MasakariSink {
             // The cloud's own agent: its cacert and verify settings hold for
             // the instance-ha endpoint as for Keystone.
             let agent = crate::openstack::keystone::agent(&self.keystone.cloud, left);
-            match post_json_with(&agent, &url, &headers, &body, |c| c == 400 || c == 409) {
+            match post_json_answer(&agent, &url, &headers, &body)? {
                 // A token revoked or expired early: one fresh token, once.
-                Err(Failure::Retry(m)) if m.starts_with("HTTP 401") && !refreshed => {
+                (401, _) if !refreshed => {
                     self.keystone.invalidate();
                     refreshed = true;
                 }
-                other => return other,
+                (code, said) => return judge(code, said, |c| c == 400 || c == 409),
             }
         }
     }

@@ -282,6 +282,30 @@ pub fn post_json_with(
     body: &Value,
     is_final: impl Fn(u16) -> bool,
 ) -> Result<String, Failure> {
+    let (code, said) = post_json_answer(agent, url, headers, body)?;
+    judge(code, said, is_final)
+}
+
+/// A receiver's answer as accepted, final or worth a retry.
+pub fn judge(code: u16, said: String, is_final: impl Fn(u16) -> bool) -> Result<String, Failure> {
+    if (200..300).contains(&code) {
+        Ok(said)
+    } else if is_final(code) {
+        Err(Failure::Final(said))
+    } else {
+        Err(Failure::Retry(said))
+    }
+}
+
+/// POST JSON and return the status code with what the receiver said
+/// (`HTTP 202: ...`), whatever the code; only a request that got no answer
+/// is an error (worth a retry).
+pub fn post_json_answer(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+) -> Result<(u16, String), Failure> {
     let mut req = agent.post(url).header("Content-Type", "application/json");
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
@@ -292,7 +316,7 @@ pub fn post_json_with(
             ureq::Error::Timeout(_) => {
                 format!("timed out after {:.1} s", started.elapsed().as_secs_f64())
             }
-            other => other.to_string(),
+            other => crate::redact::urls_in(&other.to_string()).into_owned(),
         })
     })?;
     let code = resp.status().as_u16();
@@ -310,13 +334,7 @@ pub fn post_json_with(
     } else {
         format!("HTTP {code}: {}", text.trim().replace('\n', " "))
     };
-    if (200..300).contains(&code) {
-        Ok(said)
-    } else if is_final(code) {
-        Err(Failure::Final(said))
-    } else {
-        Err(Failure::Retry(said))
-    }
+    Ok((code, said))
 }
 
 /// 4xx other than 408 (timeout) and 429 (rate limit) will not change.

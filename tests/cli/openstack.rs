@@ -306,3 +306,33 @@ fn os_service_keeps_the_path_and_failures_name_the_cloud() {
     assert_eq!(r.name, r.target);
     assert!(!run.stdout.contains("catalog.invalid"), "{}", run.stdout);
 }
+
+#[test]
+fn masakari_answering_401_gets_one_fresh_token() {
+    // The 401 is read from the answer's status code, not from the text of
+    // a message: one fresh token, then the notification goes through.
+    let posts = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&posts);
+    let api = http_server(Arc::new(move |_: &Request, s: &mut dyn Stream| {
+        let mut n = count.lock().expect("lock");
+        *n += 1;
+        if *n == 1 {
+            respond(s, 401, &[], b"token revoked")
+        } else {
+            respond(s, 202, &[("Content-Type", "application/json")], b"{}")
+        }
+    }));
+    let (ks, asked) = keystone_with(
+        Arc::new(Mutex::new(vec![("instance-ha".into(), api.url("/v1"))])),
+        None,
+    );
+    let dir = TempDir::new("masakari-401");
+    let cache = dir.0.join("cache").to_string_lossy().into_owned();
+    let clouds = clouds_yaml(&dir, &ks, "      password: pw\n");
+    masakari_delivers(&[
+        ("OS_CLIENT_CONFIG_FILE", clouds.as_str()),
+        ("SKYPROBE_CACHE_DIR", cache.as_str()),
+    ]);
+    assert_eq!(*posts.lock().expect("lock"), 2);
+    assert_eq!(*asked.lock().expect("lock"), 2);
+}
