@@ -129,7 +129,9 @@ pub fn open_no_follow(path: &Path, append: bool) -> std::io::Result<fs::File> {
     options
         .create(true)
         .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC);
+        // O_NONBLOCK: a FIFO planted under the name fails at once (no
+        // reader) instead of blocking the run; regular files do not mind.
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK);
     if append {
         options.append(true);
     } else {
