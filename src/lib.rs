@@ -9,6 +9,7 @@ pub mod cli;
 pub mod domains;
 pub mod files;
 pub mod http;
+pub mod net;
 pub mod notify;
 pub mod openstack;
 pub mod pool;

@@ -283,77 +283,59 @@ impl<In: Transport> Connector<In> for TcpStep {
         if let Some(t) = chained {
             return Ok(Some(t.boxed()));
         }
-        let start = Instant::now();
-        let mut failures = Vec::new();
-        let mut last_error = None;
-        for addr in details.addrs.iter() {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                last_error = Some(ureq::Error::Timeout(ureq::Timeout::Connect));
-                failures.push(format!("{addr}: timed out"));
-                break;
+        let addrs: Vec<SocketAddr> = details.addrs.iter().copied().collect();
+        match crate::net::connect_any(&addrs, self.deadline) {
+            Ok((stream, addr, took, failed)) => {
+                let _ = stream.set_nodelay(true);
+                let mut rec = self.recorder.lock();
+                rec.peer = Some(addr);
+                let mut detail = addr.to_string();
+                if !failed.is_empty() {
+                    detail = format!("{detail} (after {})", failure_words(&failed));
+                }
+                rec.connect = Some(Phase {
+                    took,
+                    ok: true,
+                    detail,
+                });
+                let buffers = LazyBuffers::new(
+                    details.config.input_buffer_size(),
+                    details.config.output_buffer_size(),
+                );
+                Ok(Some(TcpTransport { stream, buffers }.boxed()))
             }
-            match TcpStream::connect_timeout(addr, left) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    let mut rec = self.recorder.lock();
-                    rec.peer = Some(*addr);
-                    let mut detail = addr.to_string();
-                    if !failures.is_empty() {
-                        detail = format!("{detail} (after {})", failures.join("; "));
-                    }
-                    rec.connect = Some(Phase {
-                        took: start.elapsed(),
-                        ok: true,
-                        detail,
-                    });
-                    let buffers = LazyBuffers::new(
-                        details.config.input_buffer_size(),
-                        details.config.output_buffer_size(),
-                    );
-                    return Ok(Some(TcpTransport { stream, buffers }.boxed()));
-                }
-                Err(e) => {
-                    let timed_out = matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    );
-                    failures.push(format!(
-                        "{addr}: {}",
-                        if timed_out {
-                            "timed out".to_string()
-                        } else {
-                            connect_error_text(&e)
-                        }
-                    ));
-                    last_error = Some(if timed_out {
-                        ureq::Error::Timeout(ureq::Timeout::Connect)
+            Err(mut failed) => {
+                self.recorder.lock().connect = Some(Phase {
+                    took: failed.iter().map(|f| f.took).sum(),
+                    ok: false,
+                    detail: if failed.is_empty() {
+                        "no address to connect to".to_string()
                     } else {
-                        ureq::Error::Io(e)
-                    });
-                }
+                        failure_words(&failed)
+                    },
+                });
+                Err(match failed.pop() {
+                    None => ureq::Error::ConnectionFailed,
+                    Some(f) if f.failure == crate::net::ConnectFailure::TimedOut => {
+                        ureq::Error::Timeout(ureq::Timeout::Connect)
+                    }
+                    Some(f) => f
+                        .error
+                        .map(ureq::Error::Io)
+                        .unwrap_or(ureq::Error::ConnectionFailed),
+                })
             }
         }
-        self.recorder.lock().connect = Some(Phase {
-            took: start.elapsed(),
-            ok: false,
-            detail: if failures.is_empty() {
-                "no address to connect to".to_string()
-            } else {
-                failures.join("; ")
-            },
-        });
-        Err(last_error.unwrap_or(ureq::Error::ConnectionFailed))
     }
 }
 
-fn connect_error_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-        std::io::ErrorKind::HostUnreachable => "host unreachable".to_string(),
-        std::io::ErrorKind::NetworkUnreachable => "network unreachable".to_string(),
-        _ => e.to_string(),
-    }
+/// `ADDR: why` for each failed address, in order.
+fn failure_words(failed: &[crate::net::Failed]) -> String {
+    failed
+        .iter()
+        .map(|f| format!("{}: {}", f.addr, f.words))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// TLS handshake with rustls, timed; keeps the chain and why verification failed.
