@@ -6,6 +6,7 @@
 //! scripts/test.sh installs the tools and sets SKYPROBE_REQUIRE_TOOLS=1,
 //! so there a missing tool fails instead of skipping.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -61,6 +62,18 @@ fn api() -> Server {
     }))
 }
 
+/// A child whose whole process group is killed (and reaped) on drop, also
+/// when the test fails half-way.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
     // Was: the example failed `icinga2 daemon -C` (entries need `;` or a
@@ -112,13 +125,18 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
     assert!(check.status.success(), "config check: {said}");
     assert!(!said.contains("critical/"), "{said}");
 
-    let mut daemon = Command::new("icinga2")
-        .args(["daemon", "-c", &conf])
-        .args(&defines)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("icinga2 starts");
+    // In a process group of its own: icinga2 forks its main process (and
+    // its checks), and all of them must end with the test.
+    let daemon = Stopped(
+        Command::new("icinga2")
+            .args(["daemon", "-c", &conf])
+            .args(&defines)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("icinga2 starts"),
+    );
     // Wait (bounded) for a rotated perfdata file with all three services.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines: Vec<String> = Vec::new();
@@ -146,8 +164,7 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     let field = |line: &str, key: &str| -> String {
         line.split('\t')
             .find_map(|f| f.strip_prefix(&format!("{key}::")))
