@@ -16,7 +16,7 @@ use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme,
     StreamOwned,
 };
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport, TransportAdapter,
 };
@@ -138,6 +138,8 @@ pub struct ProbeResolver {
     pub recorder: Recorder,
     /// Only this address family, when `-4`/`-6` is given.
     pub family: Option<IpFamilyWanted>,
+    /// The probe's deadline: a lookup that has not answered by then fails.
+    pub deadline: Instant,
 }
 
 /// `-4` or `-6`.
@@ -153,18 +155,17 @@ impl Resolver for ProbeResolver {
     fn resolve(
         &self,
         uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let start = Instant::now();
         let host = bare_host(uri.host().unwrap_or_default()).to_string();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
+        // The URL's port, else its scheme's (a proxy may be socks).
+        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("https") => 443,
+            Some(s) if s.starts_with("socks") => 1080,
+            _ => 80,
+        });
         if let Some((_, ip)) = self
             .overrides
             .iter()
@@ -205,61 +206,77 @@ impl Resolver for ProbeResolver {
             });
             return Ok(addrs);
         }
-        let result = DefaultResolver::default().resolve(uri, config, timeout);
-        let took = start.elapsed();
-        let phase = match &result {
-            Ok(addrs) => {
-                let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-                Phase {
-                    took,
-                    ok: true,
-                    detail: format!("{host} -> {}", list.join(", ")),
+        let result = crate::net::resolve(&host, port, self.deadline);
+        let family = |a: &SocketAddr| match self.family {
+            Some(IpFamilyWanted::V4) => a.is_ipv4(),
+            Some(IpFamilyWanted::V6) => a.is_ipv6(),
+            None => true,
+        };
+        let (phase, outcome) = match result {
+            Ok((found, took)) => {
+                let kept: Vec<SocketAddr> = found.into_iter().filter(family).collect();
+                if kept.is_empty() {
+                    (
+                        Phase {
+                            took,
+                            ok: false,
+                            detail: self.not_found(&host),
+                        },
+                        Err(ureq::Error::HostNotFound),
+                    )
+                } else {
+                    let list: Vec<String> = kept.iter().map(|a| a.ip().to_string()).collect();
+                    let mut addrs = self.empty();
+                    for a in kept {
+                        if addrs.try_push(a).is_err() {
+                            break;
+                        }
+                    }
+                    (
+                        Phase {
+                            took,
+                            ok: true,
+                            detail: format!("{host} -> {}", list.join(", ")),
+                        },
+                        Ok(addrs),
+                    )
                 }
             }
-            Err(ureq::Error::HostNotFound) => Phase {
-                took,
-                ok: false,
-                detail: match self.family {
-                    Some(f) => format!(
-                        "{host}: no {} address",
-                        if f == IpFamilyWanted::V4 {
-                            "IPv4"
-                        } else {
-                            "IPv6"
-                        }
+            Err(e) => {
+                use crate::net::ResolveFailure;
+                let (detail, err) = match e.failure {
+                    ResolveFailure::NotFound => (self.not_found(&host), ureq::Error::HostNotFound),
+                    ResolveFailure::TimedOut => (
+                        format!("{host}: lookup timed out"),
+                        ureq::Error::Timeout(ureq::Timeout::Resolve),
                     ),
-                    None => format!("{host}: no such host"),
-                },
-            },
-            Err(ureq::Error::Timeout(_)) => Phase {
-                took,
-                ok: false,
-                detail: format!("{host}: lookup timed out"),
-            },
-            Err(ureq::Error::Io(e)) => Phase {
-                took,
-                ok: false,
-                detail: format!("{host}: {}", lookup_error_text(e)),
-            },
-            Err(e) => Phase {
-                took,
-                ok: false,
-                detail: format!("{host}: {e}"),
-            },
+                    ResolveFailure::Other => (
+                        format!("{host}: {}", e.words),
+                        ureq::Error::Io(std::io::Error::other(e.words.clone())),
+                    ),
+                };
+                (
+                    Phase {
+                        took: e.took,
+                        ok: false,
+                        detail,
+                    },
+                    Err(err),
+                )
+            }
         };
         self.recorder.lock().resolve.push(phase);
-        result
+        outcome
     }
 }
 
-fn lookup_error_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    // getaddrinfo's "failed to lookup address information: Name or service
-    // not known" says the same thing as our shorter phrase.
-    if text.contains("Name or service not known") || text.contains("No address associated") {
-        "no such host".to_string()
-    } else {
-        text
+impl ProbeResolver {
+    fn not_found(&self, host: &str) -> String {
+        match self.family {
+            Some(IpFamilyWanted::V4) => format!("{host}: no IPv4 address"),
+            Some(IpFamilyWanted::V6) => format!("{host}: no IPv6 address"),
+            None => format!("{host}: no such host"),
+        }
     }
 }
 

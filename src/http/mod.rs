@@ -670,6 +670,7 @@ fn build_agent(
         overrides: spec.overrides.clone(),
         recorder: recorder.clone(),
         family: spec.family,
+        deadline: ctx.deadline,
     };
     match tls {
         Some(config_tls) => {

@@ -1,12 +1,119 @@
 //! Network primitives every binary stands on, independent of HTTP and of
-//! any HTTP library: TCP connect with a deadline, whose outcome says which
-//! of open, refused, reset, timed out or unreachable it was, each timed.
-//! probe-http's ureq adapter (`http::conn`) connects through it; probe-host
-//! and canary-peer will too.
+//! any HTTP library: name resolution with a deadline and named failures,
+//! and TCP connect with a deadline, whose outcome says which of open,
+//! refused, reset, timed out or unreachable it was, each timed.
+//! probe-http's ureq adapter (`http::conn`) resolves and connects through
+//! it; probe-host and canary-peer will too.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+/// Why a name did not resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveFailure {
+    /// The name does not exist (or has no address of the family asked for).
+    NotFound,
+    /// No answer before the deadline.
+    TimedOut,
+    /// Anything else the resolver said (in [`Unresolved::words`]).
+    Other,
+}
+
+/// A name that did not resolve: which way, after how long, in words.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    /// Which way it failed.
+    pub failure: ResolveFailure,
+    /// How long it took to fail.
+    pub took: Duration,
+    /// What happened, for a person: "no such host", "lookup timed out".
+    pub words: String,
+}
+
+/// Resolve `host` (a name or an address literal) for `port`, giving up at
+/// `deadline`: its addresses in the resolver's order, and how long it took.
+/// An address literal is not looked up. The system resolver cannot be
+/// interrupted: past the deadline its thread is left to finish alone.
+pub fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<(Vec<SocketAddr>, Duration), Unresolved> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok((vec![SocketAddr::new(ip, port)], Duration::ZERO));
+    }
+    let name = bare.to_string();
+    resolve_with(
+        move || (name.as_str(), port).to_socket_addrs().map(|a| a.collect()),
+        deadline,
+    )
+}
+
+/// [`resolve`]'s deadline around any lookup (the seam its tests use).
+pub fn resolve_with(
+    lookup: impl FnOnce() -> std::io::Result<Vec<SocketAddr>> + Send + 'static,
+    deadline: Instant,
+) -> Result<(Vec<SocketAddr>, Duration), Unresolved> {
+    let start = Instant::now();
+    let timed_out = |start: Instant| Unresolved {
+        failure: ResolveFailure::TimedOut,
+        took: start.elapsed(),
+        words: "lookup timed out".into(),
+    };
+    if deadline <= start {
+        return Err(timed_out(start));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("resolve".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let _ = tx.send(lookup());
+        });
+    if let Err(e) = spawned {
+        return Err(Unresolved {
+            failure: ResolveFailure::Other,
+            took: start.elapsed(),
+            words: format!("cannot start a lookup: {e}"),
+        });
+    }
+    let result = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(result) => result,
+        Err(_) => return Err(timed_out(start)),
+    };
+    let took = start.elapsed();
+    match result {
+        Ok(addrs) if addrs.is_empty() => Err(Unresolved {
+            failure: ResolveFailure::NotFound,
+            took,
+            words: "no address".into(),
+        }),
+        Ok(addrs) => Ok((addrs, took)),
+        Err(e) => {
+            let text = e.to_string();
+            // getaddrinfo's "failed to lookup address information: Name or
+            // service not known" says what our shorter phrase says.
+            let not_found = text.contains("Name or service not known")
+                || text.contains("No address associated")
+                || text.contains("nodename nor servname");
+            Err(Unresolved {
+                failure: if not_found {
+                    ResolveFailure::NotFound
+                } else {
+                    ResolveFailure::Other
+                },
+                took,
+                words: if not_found {
+                    "no such host".into()
+                } else {
+                    text
+                },
+            })
+        }
+    }
+}
 
 /// Why a TCP connect did not give a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +237,69 @@ pub fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> Result<Attempts, 
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn addresses_are_not_looked_up_and_names_are() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (addrs, took) = resolve("127.0.0.1", 80, deadline).expect("an address");
+        assert_eq!(
+            addrs,
+            vec!["127.0.0.1:80".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(took, Duration::ZERO);
+        let (addrs, _) = resolve("[::1]", 443, deadline).expect("an address");
+        assert_eq!(addrs[0].port(), 443);
+        // From /etc/hosts: no DNS server is asked.
+        let (addrs, _) = resolve("localhost", 8080, deadline).expect("localhost");
+        assert!(addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 8080));
+    }
+
+    #[test]
+    fn a_lookup_that_never_answers_ends_at_the_deadline() {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let e = resolve_with(
+            || {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(Vec::new())
+            },
+            deadline,
+        )
+        .expect_err("late");
+        assert_eq!(e.failure, ResolveFailure::TimedOut);
+        assert_eq!(e.words, "lookup timed out");
+    }
+
+    #[test]
+    fn resolver_errors_are_named() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let e = resolve_with(
+            || {
+                Err(std::io::Error::other(
+                    "failed to lookup address information: Name or service not known",
+                ))
+            },
+            deadline,
+        )
+        .expect_err("not found");
+        assert_eq!(
+            (e.failure, e.words.as_str()),
+            (ResolveFailure::NotFound, "no such host")
+        );
+        let e = resolve_with(|| Ok(Vec::new()), deadline).expect_err("empty");
+        assert_eq!(e.failure, ResolveFailure::NotFound);
+        let e = resolve_with(
+            || {
+                Err(std::io::Error::other(
+                    "Temporary failure in name resolution",
+                ))
+            },
+            deadline,
+        )
+        .expect_err("other");
+        assert_eq!(e.failure, ResolveFailure::Other);
+    }
 
     #[test]
     fn an_open_port_connects_and_is_timed() {
