@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption, WebPkiServerVerifier};
@@ -56,27 +56,7 @@ pub struct Phase {
     pub detail: String,
 }
 
-/// One certificate of the chain the server presented.
-#[derive(Debug, Clone)]
-pub struct CertInfo {
-    /// Subject distinguished name.
-    pub subject: String,
-    /// Issuer distinguished name.
-    pub issuer: String,
-    /// Expiry, seconds since the epoch.
-    pub not_after: i64,
-}
-
-impl CertInfo {
-    /// Days until expiry from `now` (negative once expired).
-    pub fn days_left(&self, now: SystemTime) -> f64 {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        (self.not_after as f64 - now) / 86_400.0
-    }
-}
+pub use crate::net::cert::{cert_info, CertInfo};
 
 /// What happened below the request for one hop, filled in by the resolver,
 /// connector and transport as they run.
@@ -821,16 +801,6 @@ fn verified_chains() -> std::sync::MutexGuard<'static, ChainMemo> {
     MEMO.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-}
-
-/// Parse a DER certificate into what a probe reports.
-pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        not_after: cert.validity().not_after.timestamp(),
-    })
 }
 
 impl ServerCertVerifier for RecordingVerifier {

@@ -991,7 +991,7 @@ fn evaluate(
     let now = SystemTime::now();
     let mut cert_status = Status::Ok;
     let mut cert_msg = None;
-    if let Some(first_to_expire) = chain.iter().min_by(|a, b| a.not_after.cmp(&b.not_after)) {
+    if let Some(first_to_expire) = crate::net::cert::first_to_expire(chain.iter().copied()) {
         let days = first_to_expire.days_left(now);
         record.detail("cert_days_left", (days * 100.0).round() / 100.0);
         record.detail("cert_subject", first_to_expire.subject.clone());
@@ -1020,7 +1020,7 @@ fn evaluate(
                 cert_msg = Some(
                     format!(
                         "certificate {} {what}: {:.1} days left ({})",
-                        if chain.len() > 1 && !std::ptr::eq(*first_to_expire, chain[0]) {
+                        if chain.len() > 1 && !std::ptr::eq(first_to_expire, chain[0]) {
                             "in chain"
                         } else {
                             ""

@@ -5,6 +5,8 @@
 //! probe-http's ureq adapter (`http::conn`) resolves and connects through
 //! it; probe-host and canary-peer will too.
 
+pub mod cert;
+
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
