@@ -129,6 +129,37 @@ pub struct Context {
     /// events as they happen (`--follow`); absent when the output format
     /// is written whole at the end of a round.
     pub stream: Option<Stream>,
+    /// What this round caches (TLS sessions, verified chains): new for
+    /// every round, shared by the clones of its context, never by another
+    /// round or another tool in the same process.
+    pub round: RoundCache,
+}
+
+/// A round's caches, one value per type, made on first use.
+#[derive(Clone, Default)]
+pub struct RoundCache(
+    Arc<Mutex<std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>>,
+);
+
+impl RoundCache {
+    /// This round's value of type `T` (its default the first time).
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = lock(&self.0);
+        let entry = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        match Arc::clone(entry).downcast::<T>() {
+            Ok(value) => value,
+            // Keyed by its own TypeId: cannot be another type.
+            Err(_) => Arc::new(T::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for RoundCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoundCache")
+    }
 }
 
 /// Writes records out at once, mid-round.
@@ -160,6 +191,7 @@ impl Context {
             verbose: 0,
             progress: None,
             stream: None,
+            round: RoundCache::default(),
         }
     }
 
@@ -568,6 +600,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
             verbose: common.verbose,
             progress: progress.clone(),
             stream: stream.clone(),
+            round: RoundCache::default(),
         };
         lock(mutex).running = Some(ctx.clone());
         cv.notify_all();

@@ -412,6 +412,12 @@ use crate::redact::base64;
 impl Args {
     /// Turn flags into a validated [`Spec`]; every problem is one clear line.
     pub fn to_spec(&self) -> Result<Spec, UsageError> {
+        self.to_spec_with(&super::TlsRound::default())
+    }
+
+    /// [`Args::to_spec`], building TLS configurations to check them in
+    /// `tls` (one per load of a targets file: the CA bundle is read once).
+    pub fn to_spec_with(&self, tls: &super::TlsRound) -> Result<Spec, UsageError> {
         let err = |m: String| UsageError::new(m);
         let mut overrides: Vec<(String, IpAddr)> = Vec::new();
         let mut basic = self.basic.clone();
@@ -792,7 +798,7 @@ impl Args {
             || spec.tls.ca_file.is_some()
             || spec.tls.client_cert.is_some()
         {
-            super::tls_config(&spec.tls)?;
+            super::tls_config(&spec.tls, tls)?;
         }
         Ok(spec)
     }
@@ -1179,7 +1185,6 @@ impl Tool for Args {
     }
 
     fn run(&self, ctx: &Context) -> Vec<Record> {
-        super::new_tls_round();
         match &self.mode {
             Some(Mode::One(spec)) if spec.openstack.as_ref().is_some_and(|o| o.all_endpoints) => {
                 super::auth::sweep(spec, ctx, self.concurrency)

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -340,6 +340,8 @@ fn failure_words(failed: &[crate::net::Failed]) -> String {
 pub struct TlsStep {
     /// Where the timing goes.
     pub recorder: Recorder,
+    /// The round's TLS state (its session stores).
+    pub round: Arc<crate::http::TlsRound>,
     /// The client configuration (with a [`RecordingVerifier`]).
     pub config: Arc<ClientConfig>,
     /// Server name to send and verify instead of the URL's host.
@@ -395,22 +397,21 @@ type Origin = (usize, String, u16, Option<SocketAddr>);
 /// One origin's configuration: the shared one plus a session store of its own.
 type OriginConfigs = HashMap<Origin, (Arc<ClientConfig>, Arc<ClientConfig>)>;
 
-fn origin_configs() -> MutexGuard<'static, OriginConfigs> {
-    static MAP: OnceLock<Mutex<OriginConfigs>> = OnceLock::new();
-    MAP.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-}
+/// A round's session stores, one per origin (see [`crate::http::TlsRound`]).
+#[derive(Debug, Default)]
+pub struct OriginSessions(Mutex<OriginConfigs>);
 
 /// `config` with the session store of an origin, made on first use.
 fn for_origin(
+    round: &crate::http::TlsRound,
     config: &Arc<ClientConfig>,
     host: &str,
     port: u16,
     peer: Option<SocketAddr>,
 ) -> Arc<ClientConfig> {
     let key = (Arc::as_ptr(config) as usize, host.to_string(), port, peer);
-    let mut map = origin_configs();
+    let mut map: MutexGuard<'_, OriginConfigs> =
+        round.origins.0.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, origin)) = map.get(&key) {
         return Arc::clone(origin);
     }
@@ -424,13 +425,6 @@ fn for_origin(
     // the key) cannot be reused by another while the entry exists.
     map.insert(key, (Arc::clone(config), Arc::clone(&own)));
     own
-}
-
-/// Forget every TLS session and verified chain: called at the start of
-/// each round, so each round verifies every origin's certificate afresh.
-pub fn forget_tls_round() {
-    origin_configs().clear();
-    verified_chains().clear();
 }
 
 impl Connector<Box<dyn Transport>> for TlsStep {
@@ -469,7 +463,7 @@ impl Connector<Box<dyn Transport>> for TlsStep {
         let config = if self.resume {
             let port = details.uri.port_u16().unwrap_or(443);
             let peer = self.recorder.lock().peer;
-            for_origin(&self.config, &host, port, peer)
+            for_origin(&self.round, &self.config, &host, port, peer)
         } else {
             Arc::clone(&self.config)
         };
@@ -746,6 +740,10 @@ pub struct RecordingVerifier {
     pub inner: Option<Roots>,
     /// The crypto provider (for signature checks when `inner` is `None`).
     pub provider: Arc<CryptoProvider>,
+    /// Chains this verifier verified (it lives as long as its round's
+    /// configuration), with the second until which the answer holds (the
+    /// earliest expiry in the chain) and the parsed chain.
+    pub memo: Mutex<ChainMemo>,
 }
 
 impl RecordingVerifier {
@@ -764,7 +762,7 @@ fn chain_of(certs: &[CertificateDer<'_>]) -> Vec<CertInfo> {
 /// name asked for, and every certificate's bytes (compared whole, never
 /// by a hash that could collide).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ChainKey {
+pub struct ChainKey {
     verifier: u64,
     name: String,
     certs: Vec<Vec<u8>>,
@@ -792,16 +790,8 @@ impl ChainKey {
 /// presents a handful of chains); past that the memo starts over.
 const VERIFIED_CHAINS: usize = 256;
 
-type ChainMemo = std::collections::HashMap<ChainKey, (i64, Vec<CertInfo>)>;
-
-/// Chains verified in this process, with the second until which the answer
-/// holds (the earliest expiry in the chain) and the parsed chain.
-fn verified_chains() -> std::sync::MutexGuard<'static, ChainMemo> {
-    static MEMO: std::sync::OnceLock<std::sync::Mutex<ChainMemo>> = std::sync::OnceLock::new();
-    MEMO.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-}
+/// Verified chains by what identifies a verification.
+pub type ChainMemo = std::collections::HashMap<ChainKey, (i64, Vec<CertInfo>)>;
 
 impl ServerCertVerifier for RecordingVerifier {
     fn verify_server_cert(
@@ -817,7 +807,12 @@ impl ServerCertVerifier for RecordingVerifier {
         // roots, and still inside every certificate's validity: the answer
         // cannot have changed. The handshake's own signature is still
         // checked, every time, in verify_tls1*_signature.
-        if let Some((until, chain)) = verified_chains().get(&key) {
+        if let Some((until, chain)) = self
+            .memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             if i64::try_from(now.as_secs()).unwrap_or(i64::MAX) < *until {
                 let chain = chain.clone();
                 with_handshake(|p| p.chain = chain);
@@ -841,7 +836,7 @@ impl ServerCertVerifier for RecordingVerifier {
         // Only a chain whose every certificate was understood is remembered.
         if chain.len() == 1 + intermediates.len() {
             let until = chain.iter().map(|c| c.not_after).min().unwrap_or(0);
-            let mut memo = verified_chains();
+            let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
             if memo.len() >= VERIFIED_CHAINS {
                 memo.clear();
             }

@@ -258,9 +258,14 @@ fn without_userinfo(url: &str) -> String {
 
 /// Build the rustls client configuration for a spec. Errors are usage errors
 /// (an unreadable CA file or key is the operator's to fix).
-pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
+pub fn tls_config(tls: &TlsOptions, round: &TlsRound) -> Result<Arc<ClientConfig>, UsageError> {
     let key = tls.config_key();
-    if let Some(config) = lock_configs().get(&key) {
+    if let Some(config) = round
+        .configs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
         return Ok(Arc::clone(config));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -272,7 +277,12 @@ pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
         .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
-    let cached = lock_cache().get(&tls.ca_file).cloned();
+    let cached = round
+        .roots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&tls.ca_file)
+        .cloned();
     let inner = if tls.insecure {
         None
     } else if cached.is_some() {
@@ -307,12 +317,17 @@ pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
                 .build()
                 .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
         let roots = conn::Roots::new(verifier);
-        lock_cache().insert(tls.ca_file.clone(), roots.clone());
+        round
+            .roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tls.ca_file.clone(), roots.clone());
         Some(roots)
     };
     let verifier = Arc::new(conn::RecordingVerifier {
         inner,
         provider: Arc::clone(&provider),
+        memo: Default::default(),
     });
     let builder = builder
         .dangerous()
@@ -349,7 +364,11 @@ pub fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, UsageError> {
     // the shared configuration itself.
     config.resumption = rustls::client::Resumption::disabled();
     let config = Arc::new(config);
-    lock_configs().insert(key, Arc::clone(&config));
+    round
+        .configs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, Arc::clone(&config));
     Ok(config)
 }
 
@@ -374,40 +393,23 @@ impl TlsOptions {
     }
 }
 
-/// TLS configurations of this round by their settings: one verifier per
-/// set of settings is what lets rustls resume a session (it resumes only
-/// under the verifier that made it), and the client key is read once.
-fn lock_configs(
-) -> std::sync::MutexGuard<'static, std::collections::HashMap<ConfigKey, Arc<ClientConfig>>> {
-    static CONFIGS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<ConfigKey, Arc<ClientConfig>>>,
-    > = std::sync::OnceLock::new();
-    CONFIGS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-}
-
-/// Start a new round: TLS sessions, configurations, trusted roots and
-/// verified chains are forgotten, so every origin's certificate is verified
-/// again by a full handshake, and a CA file, client certificate or key
-/// replaced since the last round is read again.
-pub fn new_tls_round() {
-    lock_configs().clear();
-    lock_cache().clear();
-    conn::forget_tls_round();
-}
-
 type VerifierCache = std::collections::HashMap<Option<PathBuf>, conn::Roots>;
 
-/// Verifiers by CA file: reading and parsing the system's CA bundle costs
-/// milliseconds, paid once per process rather than once per target.
-fn lock_cache() -> std::sync::MutexGuard<'static, VerifierCache> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<VerifierCache>> = std::sync::OnceLock::new();
-    CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+/// What one round keeps of TLS, owned by the round's context (never by the
+/// process): so each round verifies every origin's certificate again by a
+/// full handshake, and reads a CA file, client certificate or key replaced
+/// since the last round.
+#[derive(Debug, Default)]
+pub struct TlsRound {
+    /// Configurations by their settings: one verifier per set of settings
+    /// is what lets rustls resume a session (it resumes only under the
+    /// verifier that made it), and the client key is read once.
+    configs: std::sync::Mutex<std::collections::HashMap<ConfigKey, Arc<ClientConfig>>>,
+    /// Verifiers by CA file: reading and parsing the system's CA bundle
+    /// costs milliseconds, paid once per round rather than once per target.
+    roots: std::sync::Mutex<VerifierCache>,
+    /// Session stores per origin.
+    pub(crate) origins: conn::OriginSessions,
 }
 
 fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
@@ -486,7 +488,7 @@ pub fn probe_outcome(spec: &Spec, ctx: &Context) -> Outcome {
     let recorder = Recorder::default();
     let needs_tls = spec.url.starts_with("https://") || spec.on_redirect == OnRedirect::Follow;
     let tls = if needs_tls {
-        match tls_config(&spec.tls) {
+        match tls_config(&spec.tls, &ctx.round.get::<TlsRound>()) {
             Ok(c) => Some(c),
             Err(e) => {
                 record.status = Status::Unknown;
@@ -676,6 +678,7 @@ fn build_agent(
         Some(config_tls) => {
             let tls_step = conn::TlsStep {
                 recorder: recorder.clone(),
+                round: ctx.round.get::<TlsRound>(),
                 config: config_tls,
                 sni: spec.tls.sni.clone(),
                 resume: spec.tls.resume,

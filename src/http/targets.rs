@@ -492,6 +492,9 @@ struct Parser {
     /// The command line's probe options, after each target's own.
     given: Vec<String>,
     parsed: std::collections::HashMap<Vec<String>, Args>,
+    /// The TLS configurations made to check the targets' TLS files, for
+    /// this load only.
+    tls: super::TlsRound,
     /// Each distinct set of labels, once.
     labels: std::collections::HashMap<
         BTreeMap<String, String>,
@@ -509,6 +512,7 @@ impl Parser {
             given: given.to_vec(),
             parsed: std::collections::HashMap::new(),
             labels: std::collections::HashMap::new(),
+            tls: super::TlsRound::default(),
         }
     }
 }
@@ -554,7 +558,7 @@ fn build(
     };
     args.name = Some(name.to_string());
     args.url = url;
-    let mut spec = args.to_spec().map_err(|e| wrap(e.0))?;
+    let mut spec = args.to_spec_with(&parser.tls).map_err(|e| wrap(e.0))?;
     // Thousands of targets share a few sets of labels: one copy of each.
     spec.labels = match parser.labels.get(&extras.labels) {
         Some(shared) => std::sync::Arc::clone(shared),
