@@ -140,8 +140,10 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     let Some(os) = &spec.openstack else {
         return super::probe(spec, ctx);
     };
+    // Tokens in memory are the round's, shared by all its targets.
+    let keystone = os.keystone.in_round(&ctx.round);
     let mut trace = Vec::new();
-    let mut token = match os.keystone.token(ctx.deadline, &mut trace) {
+    let mut token = match keystone.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
         Err(e) => return failed(spec, e.to_string(), trace),
     };
@@ -150,7 +152,7 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         Err(_) if token.earlier_run => {
             // A catalog cached by an earlier run may predate the service:
             // a fresh token (and catalog) once, before saying it is missing.
-            os.keystone.invalidate();
+            keystone.invalidate();
             trace.push(TraceStep::new(
                 "keystone",
                 true,
@@ -160,7 +162,7 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
                         .into(),
                 ),
             ));
-            token = match os.keystone.token(ctx.deadline, &mut trace) {
+            token = match keystone.token(ctx.deadline, &mut trace) {
                 Ok(t) => t,
                 Err(e) => return failed(spec, e.to_string(), trace),
             };
@@ -175,14 +177,14 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     let mut record = first.record;
     if token.from_cache && first.status_code == Some(401) {
         // The cached token was revoked or the keys rotated: once more with a new one.
-        os.keystone.invalidate();
+        keystone.invalidate();
         trace.push(TraceStep::new(
             "keystone",
             true,
             Duration::ZERO,
             Some("401 with the cached token; asking Keystone for a new one".into()),
         ));
-        match os.keystone.token(ctx.deadline, &mut trace) {
+        match keystone.token(ctx.deadline, &mut trace) {
             Ok(fresh) => record = super::probe(&with_token(spec, url, &fresh), ctx),
             Err(e) => return failed(spec, e.to_string(), trace),
         }
@@ -197,16 +199,18 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
     let Some(os) = &spec.openstack else {
         return vec![super::probe(spec, ctx)];
     };
+    // Tokens in memory are the round's, shared by all its targets.
+    let keystone = os.keystone.in_round(&ctx.round);
     let mut trace = Vec::new();
-    let mut token = match os.keystone.token(ctx.deadline, &mut trace) {
+    let mut token = match keystone.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
         Err(e) => return vec![failed(spec, e.to_string(), trace)],
     };
     if token.earlier_run {
         // The sweep is of the catalog as it is now, not as an earlier run
         // cached it: services registered since are swept too.
-        os.keystone.invalidate();
-        token = match os.keystone.token(ctx.deadline, &mut trace) {
+        keystone.invalidate();
+        token = match keystone.token(ctx.deadline, &mut trace) {
             Ok(t) => t,
             Err(e) => return vec![failed(spec, e.to_string(), trace)],
         };

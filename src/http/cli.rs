@@ -855,7 +855,7 @@ impl Args {
         let region = self.os_region.clone().or_else(|| cloud.region.clone());
         let cache_dir = (!self.no_token_cache).then(|| crate::openstack::keystone::cache_dir(&env));
         Ok(Some(super::auth::OpenStack {
-            keystone: crate::openstack::keystone::Keystone { cloud, cache_dir },
+            keystone: crate::openstack::keystone::Keystone::new(cloud, cache_dir),
             service: self.os_service.clone(),
             all_endpoints: self.os_endpoints,
             interface,

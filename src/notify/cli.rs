@@ -412,7 +412,7 @@ pub fn build_sink(
                 &crate::openstack::config::ProcessEnv,
             ));
             Box::new(MasakariSink {
-                keystone: crate::openstack::keystone::Keystone { cloud, cache_dir },
+                keystone: crate::openstack::keystone::Keystone::new(cloud, cache_dir),
                 url: s.url.clone(),
             })
         }

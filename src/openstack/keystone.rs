@@ -156,15 +156,17 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Tokens this process already holds, by identity. The lock also
-/// serialises fetches, so a thousand targets behind one cloud ask Keystone
-/// once, not a thousand times.
-fn lock_memo() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, Token>> {
-    static MEMO: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Token>>> =
-        std::sync::OnceLock::new();
-    MEMO.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+/// Tokens already held in memory, by identity: a round's (see
+/// [`Keystone::in_round`]) or a long-lived client's own, never the
+/// process's. Its lock also serialises fetches, so a thousand targets
+/// behind one cloud ask Keystone once, not a thousand times.
+#[derive(Debug, Default)]
+pub struct TokenMemo(std::sync::Mutex<std::collections::HashMap<String, Token>>);
+
+impl TokenMemo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Token>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// How much earlier than the run's deadline a token request gives up.
@@ -177,6 +179,8 @@ pub struct Keystone {
     pub cloud: Cloud,
     /// Token cache directory (`None`: no cache).
     pub cache_dir: Option<PathBuf>,
+    /// Tokens held in memory.
+    pub memo: std::sync::Arc<TokenMemo>,
 }
 
 fn tokens_url(auth_url: &str) -> String {
@@ -300,6 +304,24 @@ pub fn agent(cloud: &Cloud, timeout: Duration) -> ureq::Agent {
 }
 
 impl Keystone {
+    /// A client for `cloud` with its own memory of tokens.
+    pub fn new(cloud: Cloud, cache_dir: Option<PathBuf>) -> Keystone {
+        Keystone {
+            cloud,
+            cache_dir,
+            memo: Default::default(),
+        }
+    }
+
+    /// This client with the round's memory of tokens, shared by every
+    /// target of the round (and forgotten with it).
+    pub fn in_round(&self, round: &crate::cli::RoundCache) -> Keystone {
+        Keystone {
+            memo: round.get::<TokenMemo>(),
+            ..self.clone()
+        }
+    }
+
     fn cache_file(&self) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         Some(dir.join(format!(
@@ -349,7 +371,7 @@ impl Keystone {
 
     /// Forget the cached token (after a 401 from a service).
     pub fn invalidate(&self) {
-        lock_memo().remove(&self.cloud.identity());
+        self.memo.lock().remove(&self.cloud.identity());
         if let Some(p) = self.cache_file() {
             let _ = std::fs::remove_file(p);
         }
@@ -362,7 +384,7 @@ impl Keystone {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Token, KeystoneError> {
-        let mut memo = lock_memo();
+        let mut memo = self.memo.lock();
         let started = Instant::now();
         let key = self.cloud.identity();
         // In-process first: with --no-token-cache too, one token per cloud per run.
