@@ -23,6 +23,9 @@ Examples:
   probe-http http://127.0.0.1:8080/healthz --json '.status == \"UP\"' -s ok
   probe-http https://api.example/ -C 30,7 --ca-file /etc/ssl/internal-ca.pem
   probe-http https://api.example/ --connect-to api.example:192.0.2.10 -v
+  probe-http https://api.example/ -f follow --bearer-file tok --keep-auth-on-redirect sso.example
+  probe-http https://api.example/ -k 'X-Vendor-Key: ...' --secret-header X-Vendor-Key
+  probe-http https://keystone.example:5000/v3 --format nagios-line      # Sensu Go
   probe-http http://127.0.0.1:9090/ --every 30s --format prometheus --output /tmp/http.prom
   probe-http --targets api.toml --state /var/lib/skyprobe/http.json
   probe-http --targets api.toml --only nova-api          # test one target now, with its trace

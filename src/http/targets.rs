@@ -264,21 +264,22 @@ pub fn load_toml(file: &Path, given: &[String]) -> Result<Vec<Target>, UsageErro
     match load_toml_in_pieces(file, &text, given) {
         Some(result) => result,
         None => {
-            let doc = parse_toml(file, &text, &text)?;
+            let doc = parse_toml(file, &text)?;
             load_toml_doc(file, &text, doc, given)
         }
     }
 }
 
-fn parse_toml(file: &Path, text: &str, piece: &str) -> Result<toml::Table, UsageError> {
-    piece.parse().map_err(|e: toml::de::Error| {
-        // The piece is a slice of the text: its offset gives the line.
-        let base = piece.as_ptr() as usize - text.as_ptr() as usize;
+/// The whole file as one TOML document; an error names its line.
+fn parse_toml(file: &Path, text: &str) -> Result<toml::Table, UsageError> {
+    text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .map(|s| {
-                let end = (base + s.start).min(text.len());
-                format!(":{}", text[..end].matches('\n').count() + 1)
+                format!(
+                    ":{}",
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                )
             })
             .unwrap_or_default();
         UsageError::new(format!("{}{line}: {}", file.display(), e.message()))
