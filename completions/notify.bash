@@ -26,7 +26,7 @@ _notify() {
 
     case "${cmd}" in
         notify)
-            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-ca-file --smtp-user --masakari --masakari-url --os-cloud --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version history"
+            opts="-t -v -h -V --config --state --spool --history --key --fire-after --m-of-n --resolve-after --repeat-every --stale-after --no-flap-detection --webhook --slack --teams --pagerduty --pagerduty-url --command --email --smtp --smtp-from --smtp-security --smtp-ca-file --smtp-user --masakari --masakari-url --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --sink-timeout --retry-base --retry-max --give-up-after --retry-only --dry-run --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version history"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,6 +125,18 @@ _notify() {
                     return 0
                     ;;
                 --os-cloud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-endpoint-override)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

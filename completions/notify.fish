@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_notify_global_optspecs
-    string join \n config= state= spool= history= key= fire-after= m-of-n= resolve-after= repeat-every= stale-after= no-flap-detection webhook= slack= teams= pagerduty= pagerduty-url= command= email= smtp= smtp-from= smtp-security= smtp-ca-file= smtp-user= masakari masakari-url= os-cloud= sink-timeout= retry-base= retry-max= give-up-after= retry-only dry-run t/timeout= timeout-state= v/verbose label= format= output= every= count= hostname= h/help V/version
+    string join \n config= state= spool= history= key= fire-after= m-of-n= resolve-after= repeat-every= stale-after= no-flap-detection webhook= slack= teams= pagerduty= pagerduty-url= command= email= smtp= smtp-from= smtp-security= smtp-ca-file= smtp-user= masakari masakari-url= os-cloud= os-interface= os-region= os-endpoint-override= no-token-cache sink-timeout= retry-base= retry-max= give-up-after= retry-only dry-run t/timeout= timeout-state= v/verbose label= format= output= every= count= hostname= h/help V/version
 end
 
 function __fish_notify_needs_command
@@ -47,7 +47,10 @@ complete -c notify -n "__fish_notify_needs_command" -l smtp-security -d 'starttl
 complete -c notify -n "__fish_notify_needs_command" -l smtp-ca-file -d 'Trust these CA certificates (PEM) for the SMTP server\'s TLS instead of the public roots' -r
 complete -c notify -n "__fish_notify_needs_command" -l smtp-user -d 'SMTP AUTH user; the password is read from SKYPROBE_SMTP_PASSWORD' -r
 complete -c notify -n "__fish_notify_needs_command" -l masakari-url -d 'Masakari API URL instead of the catalog\'s instance-ha endpoint' -r
-complete -c notify -n "__fish_notify_needs_command" -l os-cloud -d 'The cloud in clouds.yaml for Masakari [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c notify -n "__fish_notify_needs_command" -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c notify -n "__fish_notify_needs_command" -l os-interface -d 'Endpoint interface: public, internal or admin [default: the cloud\'s, else public]' -r
+complete -c notify -n "__fish_notify_needs_command" -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
+complete -c notify -n "__fish_notify_needs_command" -l os-endpoint-override -d 'Use this URL for a service type instead of the catalog\'s: TYPE=URL, e.g. compute=https://nova.internal:8774/v2.1 (repeatable)' -r
 complete -c notify -n "__fish_notify_needs_command" -l sink-timeout -d 'Give each delivery attempt this long' -r
 complete -c notify -n "__fish_notify_needs_command" -l retry-base -d 'First wait before a retry (doubling each time)' -r
 complete -c notify -n "__fish_notify_needs_command" -l retry-max -d 'Longest wait between retries' -r
@@ -67,6 +70,7 @@ complete -c notify -n "__fish_notify_needs_command" -l count -d 'With --every: s
 complete -c notify -n "__fish_notify_needs_command" -l hostname -d 'Name of this machine in records [default: the system host name]' -r
 complete -c notify -n "__fish_notify_needs_command" -l no-flap-detection -d 'Turn flap detection off (Nagios\' percent state change, 21 results, 5%/20%)'
 complete -c notify -n "__fish_notify_needs_command" -l masakari -d 'Send Masakari notifications (PROCESS, VM, COMPUTE_HOST) to the cloud\'s instance-ha API'
+complete -c notify -n "__fish_notify_needs_command" -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
 complete -c notify -n "__fish_notify_needs_command" -l retry-only -d 'Deliver what is in the spool and exit; read nothing from stdin'
 complete -c notify -n "__fish_notify_needs_command" -l dry-run -d 'Print what would be sent (one record per alert and sink, payload in details); send nothing, save nothing'
 complete -c notify -n "__fish_notify_needs_command" -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'

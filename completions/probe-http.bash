@@ -23,7 +23,7 @@ _probe__http() {
 
     case "${cmd}" in
         probe__http)
-            opts="-H -I -p -u -S -j -P -T -k -a -A -e -s -r -R -d -w -c -C -m -f -J -K -4 -6 -t -v -h -V --host --IP-address --port --uri --ssl --name --method --post --data --content-type --header --authorization --auth-file --bearer-file --useragent --expect --string --ereg --regex --eregi --invert-regex --json --expect-header --header-string --warning --critical --certificate --continue-after-certificate --pagesize --onredirect --max-redirects --max-redirs --keep-auth-on-redirect --secret-header --insecure --ca-file --client-cert --private-key --client-key --sni --connect-to --tls-min --no-tls-resume --proxy --no-proxy --max-body --auth --os-cloud --os-service --os-endpoints --os-interface --os-region --os-microversion --no-token-cache --targets --targets-csv --targets-skypunch --only --concurrency --state --list --show --disable --enable --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-H -I -p -u -S -j -P -T -k -a -A -e -s -r -R -d -w -c -C -m -f -J -K -4 -6 -t -v -h -V --host --IP-address --port --uri --ssl --name --method --post --data --content-type --header --authorization --auth-file --bearer-file --useragent --expect --string --ereg --regex --eregi --invert-regex --json --expect-header --header-string --warning --critical --certificate --continue-after-certificate --pagesize --onredirect --max-redirects --max-redirs --keep-auth-on-redirect --secret-header --insecure --ca-file --client-cert --private-key --client-key --sni --connect-to --tls-min --no-tls-resume --proxy --no-proxy --max-body --auth --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --os-service --os-endpoints --os-microversion --targets --targets-csv --targets-skypunch --only --concurrency --state --list --show --disable --enable --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,15 +285,19 @@ _probe__http() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --os-service)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --os-interface)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --os-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-endpoint-override)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-service)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,10 +42,11 @@ complete -c probe-http -l max-body -d 'Most body bytes to read; a larger body is
 complete -c probe-http -l auth -d 'Authentication: none, basic (with -a), or keystone (a token from --os-cloud or the OS_* variables, sent as X-Auth-Token)' -r -f -a "none\t'No authentication (or Basic, when -a is given)'
 basic\t'Basic authentication from -a/--auth-file'
 keystone\t'A Keystone token as X-Auth-Token'"
-complete -c probe-http -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged)' -r
-complete -c probe-http -l os-service -d 'Probe this service type\'s endpoint from the catalog (identity, compute, network, ...)' -r
-complete -c probe-http -l os-interface -d 'Endpoint interface: public, internal, admin, or all (with --os-endpoints) [default: the cloud\'s, else public]' -r
+complete -c probe-http -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c probe-http -l os-interface -d 'Endpoint interface: public, internal or admin [default: the cloud\'s, else public]' -r
 complete -c probe-http -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
+complete -c probe-http -l os-endpoint-override -d 'Use this URL for a service type instead of the catalog\'s: TYPE=URL, e.g. compute=https://nova.internal:8774/v2.1 (repeatable)' -r
+complete -c probe-http -l os-service -d 'Probe this service type\'s endpoint from the catalog (identity, compute, network, ...)' -r
 complete -c probe-http -l os-microversion -d 'Ask for an API microversion: SERVICE_TYPE=VERSION, e.g. compute=2.53 (sends OpenStack-API-Version and, for Nova, X-OpenStack-Nova-API-Version)' -r
 complete -c probe-http -l targets -d 'Probe every target of a TOML targets file ([defaults] and [[target]] tables whose keys are these long options, plus name, url, labels, timeout, enabled). Probe options on the command line apply to every target, over the file\'s own. With --every, the file is read again when it changes (a broken edit keeps the last good one and is reported UNKNOWN)' -r -F
 complete -c probe-http -l targets-csv -d 'Probe every target of a CSV file: a header row with name, url and any long options' -r -F
@@ -77,8 +78,8 @@ complete -c probe-http -l no-tls-resume -d 'A full TLS handshake on every connec
 complete -c probe-http -s 4 -d 'Use IPv4 only'
 complete -c probe-http -s 6 -d 'Use IPv6 only'
 complete -c probe-http -l no-proxy -d 'Ignore proxy environment variables'
-complete -c probe-http -l os-endpoints -d 'Probe every endpoint in the catalog at once: the quickest health sweep of a cloud'
 complete -c probe-http -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
+complete -c probe-http -l os-endpoints -d 'Probe every endpoint in the catalog at once: the quickest health sweep of a cloud'
 complete -c probe-http -l list -d 'List the targets with their counters from --state, and exit'
 complete -c probe-http -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'
 complete -c probe-http -s h -l help -d 'Print help (see more with \'--help\')'

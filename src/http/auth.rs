@@ -2,13 +2,12 @@
 //! URL from the service catalog, one retry with a fresh token on a 401,
 //! and the whole-catalog sweep.
 
-use std::time::Duration;
-
 use super::targets::{self, Target};
 use super::Spec;
 use crate::cli::Context;
-use crate::openstack::keystone::{Keystone, Token};
-use crate::report::{Record, Status, TraceStep};
+use crate::openstack::client::{join, OsError, Session};
+use crate::openstack::keystone::Token;
+use crate::report::{Record, TraceStep};
 
 /// Placeholder URL of a spec whose URL comes from the catalog.
 pub const CATALOG_HOST: &str = "catalog.invalid";
@@ -27,16 +26,13 @@ pub enum AuthKind {
 /// Keystone settings of a probe.
 #[derive(Debug, Clone)]
 pub struct OpenStack {
-    /// The client (cloud and token cache).
-    pub keystone: Keystone,
+    /// The cloud's session (Keystone, interface — `all` for a sweep —,
+    /// region, endpoint overrides).
+    pub session: Session,
     /// Probe this service type's endpoint.
     pub service: Option<String>,
     /// Probe every endpoint.
     pub all_endpoints: bool,
-    /// Which interface.
-    pub interface: String,
-    /// Which region.
-    pub region: Option<String>,
 }
 
 /// What a record is about before the catalog gave a URL: the cloud and
@@ -46,9 +42,10 @@ fn catalog_target(spec: &Spec) -> String {
         Some(os) if spec.url.contains(CATALOG_HOST) => format!(
             "{} of {} ({}{})",
             os.service.as_deref().unwrap_or("every endpoint"),
-            os.keystone.cloud.source,
-            os.interface,
-            os.region
+            os.session.keystone.cloud.source,
+            os.session.interface,
+            os.session
+                .region
                 .as_deref()
                 .map(|r| format!(", {r}"))
                 .unwrap_or_default()
@@ -57,9 +54,11 @@ fn catalog_target(spec: &Spec) -> String {
     }
 }
 
-fn failed(spec: &Spec, summary: String, trace: Vec<TraceStep>) -> Record {
+fn failed(spec: &Spec, why: &OsError, trace: Vec<TraceStep>) -> Record {
     let target = catalog_target(spec);
-    let mut r = Record::new(super::CHECK, &target, Status::Critical, summary);
+    // Credentials Keystone refuses are the monitor's: UNKNOWN; a Keystone
+    // or service that is down or missing: CRITICAL.
+    let mut r = Record::new(super::CHECK, &target, why.status(), why.to_string());
     r.name = spec.name.clone().unwrap_or(target);
     r.labels = (*spec.labels).clone();
     r.trace = trace;
@@ -75,10 +74,11 @@ fn with_token(spec: &Spec, url: String, token: &Token) -> Spec {
     // The cloud's cacert and verify settings hold for its endpoints as for
     // Keystone, unless the command line says otherwise.
     if let Some(os) = &spec.openstack {
+        let cloud = &os.session.keystone.cloud;
         if s.tls.ca_file.is_none() {
-            s.tls.ca_file.clone_from(&os.keystone.cloud.cacert);
+            s.tls.ca_file.clone_from(&cloud.cacert);
         }
-        s.tls.insecure |= os.keystone.cloud.insecure;
+        s.tls.insecure |= cloud.insecure;
     }
     s.headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("x-auth-token"));
@@ -105,33 +105,21 @@ fn catalog_path(spec: &Spec) -> &str {
     }
 }
 
-fn endpoint_url(os: &OpenStack, token: &Token, spec: &Spec) -> Result<String, String> {
+/// Where the probe goes and the token to send: the catalog's endpoint of
+/// the service (with `-u`'s path and query on it), or the URL given.
+fn target_url(
+    os: &OpenStack,
+    session: &Session,
+    spec: &Spec,
+    ctx: &Context,
+    trace: &mut Vec<TraceStep>,
+) -> Result<(String, Token), OsError> {
     match &os.service {
-        None => Ok(spec.url.clone()),
-        Some(service) => token
-            .endpoint(service, &os.interface, os.region.as_deref())
-            .map(|base| {
-                // -u PATH (and a query) goes onto the endpoint's own path.
-                let path = catalog_path(spec);
-                if path.is_empty() {
-                    base
-                } else if path.starts_with('?') {
-                    format!("{base}{path}")
-                } else {
-                    format!("{}{path}", base.trim_end_matches('/'))
-                }
-            })
-            .ok_or_else(|| {
-                let mut types: Vec<&str> = token.catalog.iter().map(|s| s.kind.as_str()).collect();
-                types.sort_unstable();
-                types.dedup();
-                format!(
-                "no {service} endpoint for interface {} in region {} in the catalog (it has: {})",
-                os.interface,
-                os.region.as_deref().unwrap_or("any"),
-                types.join(", ")
-            )
-            }),
+        None => Ok((spec.url.clone(), session.token(ctx.deadline, trace)?)),
+        Some(service) => {
+            let (base, token) = session.endpoint(service, ctx.deadline, trace)?;
+            Ok((join(&base, catalog_path(spec)), token))
+        }
     }
 }
 
@@ -141,54 +129,22 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
         return super::probe(spec, ctx);
     };
     // Tokens in memory are the round's, shared by all its targets.
-    let keystone = os.keystone.in_round(&ctx.round);
+    let session = os.session.in_round(&ctx.round);
     let mut trace = Vec::new();
-    let mut token = match keystone.token(ctx.deadline, &mut trace) {
-        Ok(t) => t,
-        Err(e) => return failed(spec, e.to_string(), trace),
+    let (url, token) = match target_url(os, &session, spec, ctx, &mut trace) {
+        Ok(found) => found,
+        Err(e) => return failed(spec, &e, trace),
     };
-    let url = match endpoint_url(os, &token, spec) {
-        Ok(u) => u,
-        Err(_) if token.earlier_run => {
-            // A catalog cached by an earlier run may predate the service:
-            // a fresh token (and catalog) once, before saying it is missing.
-            keystone.invalidate();
-            trace.push(TraceStep::new(
-                "keystone",
-                true,
-                Duration::ZERO,
-                Some(
-                    "the service is not in the cached catalog; asking Keystone for a new token"
-                        .into(),
-                ),
-            ));
-            token = match keystone.token(ctx.deadline, &mut trace) {
-                Ok(t) => t,
-                Err(e) => return failed(spec, e.to_string(), trace),
-            };
-            match endpoint_url(os, &token, spec) {
-                Ok(u) => u,
-                Err(e) => return failed(spec, e, trace),
-            }
-        }
-        Err(e) => return failed(spec, e, trace),
+    let probed =
+        session.fresh_token_on_401(&url, token, ctx.deadline, &mut trace, |url, token, _| {
+            let outcome = super::probe_outcome(&with_token(spec, url.to_string(), token), ctx);
+            let unauthorized = outcome.status_code == Some(401);
+            (outcome.record, unauthorized)
+        });
+    let mut record = match probed {
+        Ok(r) => r,
+        Err(e) => return failed(spec, &e, trace),
     };
-    let first = super::probe_outcome(&with_token(spec, url.clone(), &token), ctx);
-    let mut record = first.record;
-    if token.from_cache && first.status_code == Some(401) {
-        // The cached token was revoked or the keys rotated: once more with a new one.
-        keystone.invalidate();
-        trace.push(TraceStep::new(
-            "keystone",
-            true,
-            Duration::ZERO,
-            Some("401 with the cached token; asking Keystone for a new one".into()),
-        ));
-        match keystone.token(ctx.deadline, &mut trace) {
-            Ok(fresh) => record = super::probe(&with_token(spec, url, &fresh), ctx),
-            Err(e) => return failed(spec, e.to_string(), trace),
-        }
-    }
     trace.append(&mut record.trace);
     record.trace = trace;
     record
@@ -200,28 +156,28 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
         return vec![super::probe(spec, ctx)];
     };
     // Tokens in memory are the round's, shared by all its targets.
-    let keystone = os.keystone.in_round(&ctx.round);
+    let session = os.session.in_round(&ctx.round);
     let mut trace = Vec::new();
-    let mut token = match keystone.token(ctx.deadline, &mut trace) {
+    let mut token = match session.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
-        Err(e) => return vec![failed(spec, e.to_string(), trace)],
+        Err(e) => return vec![failed(spec, &e, trace)],
     };
     if token.earlier_run {
         // The sweep is of the catalog as it is now, not as an earlier run
         // cached it: services registered since are swept too.
-        keystone.invalidate();
-        token = match keystone.token(ctx.deadline, &mut trace) {
+        session.keystone.invalidate();
+        token = match session.token(ctx.deadline, &mut trace) {
             Ok(t) => t,
-            Err(e) => return vec![failed(spec, e.to_string(), trace)],
+            Err(e) => return vec![failed(spec, &e, trace)],
         };
     }
     let mut list: Vec<Target> = Vec::new();
     for service in &token.catalog {
         for e in &service.endpoints {
-            if os.interface != "all" && e.interface != os.interface {
+            if session.interface != "all" && e.interface != session.interface {
                 continue;
             }
-            if os.region.as_deref().is_some_and(|r| {
+            if session.region.as_deref().is_some_and(|r| {
                 e.region.as_deref() != Some(r) && e.region_id.as_deref() != Some(r)
             }) {
                 continue;
@@ -249,11 +205,16 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
         }
     }
     if list.is_empty() {
-        return vec![failed(
-            spec,
-            format!("no endpoint for interface {} in the catalog", os.interface),
-            trace,
-        )];
+        let mut types: Vec<&str> = token.catalog.iter().map(|s| s.kind.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let none = OsError::NoEndpoint {
+            service: "any".into(),
+            interface: session.interface.clone(),
+            region: session.region.clone().unwrap_or_else(|| "any".into()),
+            has: types.join(", "),
+        };
+        return vec![failed(spec, &none, trace)];
     }
     let refs: Vec<&Target> = list.iter().collect();
     targets::run_all(&refs, ctx, concurrency)

@@ -287,14 +287,9 @@ pub struct Args {
     )]
     pub auth: super::auth::AuthKind,
 
-    /// The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged).
-    #[arg(
-        long,
-        value_name = "CLOUD",
-        env = "OS_CLOUD",
-        help_heading = "OpenStack"
-    )]
-    pub os_cloud: Option<String>,
+    /// The cloud, interface, region and endpoint overrides.
+    #[command(flatten)]
+    pub os: crate::openstack::client::OsArgs,
 
     /// Probe this service type's endpoint from the catalog (identity, compute, network, ...).
     #[arg(long, value_name = "TYPE", conflicts_with_all = ["url", "host", "os_endpoints"], help_heading = "OpenStack")]
@@ -304,24 +299,10 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["url", "host"], help_heading = "OpenStack")]
     pub os_endpoints: bool,
 
-    /// Endpoint interface: public, internal, admin, or all (with --os-endpoints)
-    /// [default: the cloud's, else public].
-    #[arg(long, value_name = "INTERFACE", help_heading = "OpenStack")]
-    pub os_interface: Option<String>,
-
-    /// Region for the catalog [default: the cloud's, or OS_REGION_NAME].
-    #[arg(long, value_name = "REGION", help_heading = "OpenStack")]
-    pub os_region: Option<String>,
-
     /// Ask for an API microversion: SERVICE_TYPE=VERSION, e.g. compute=2.53 (sends
     /// OpenStack-API-Version and, for Nova, X-OpenStack-Nova-API-Version).
     #[arg(long, value_name = "TYPE=VERSION", help_heading = "OpenStack")]
     pub os_microversion: Vec<String>,
-
-    /// Do not cache the token (by default it is kept, readable only by this user, until
-    /// shortly before it expires).
-    #[arg(long, help_heading = "OpenStack")]
-    pub no_token_cache: bool,
 
     /// Probe every target of a TOML targets file ([defaults] and [[target]] tables whose
     /// keys are these long options, plus name, url, labels, timeout, enabled). Probe
@@ -832,8 +813,11 @@ impl Args {
         let wanted =
             self.auth == AuthKind::Keystone || self.os_service.is_some() || self.os_endpoints;
         if !wanted {
-            if self.os_interface.is_some() || self.os_region.is_some() {
-                return Err(UsageError::new("--os-interface/--os-region need --auth keystone, --os-service or --os-endpoints"));
+            if self.os.os_interface.is_some()
+                || self.os.os_region.is_some()
+                || !self.os.os_endpoint_override.is_empty()
+            {
+                return Err(UsageError::new("--os-interface/--os-region/--os-endpoint-override need --auth keystone, --os-service or --os-endpoints"));
             }
             return Ok(None);
         }
@@ -842,27 +826,25 @@ impl Args {
                 "Keystone authentication and -a/--auth-file/--bearer-file exclude each other",
             ));
         }
-        let env = crate::openstack::config::ProcessEnv;
-        let cloud = crate::openstack::config::resolve(self.os_cloud.as_deref(), &env)?;
-        let interface = self
-            .os_interface
-            .clone()
-            .unwrap_or_else(|| cloud.interface.clone());
-        if !["public", "internal", "admin", "all"].contains(&interface.as_str())
-            || (interface == "all" && !self.os_endpoints)
-        {
-            return Err(UsageError::new(format!(
-                "--os-interface {interface:?}: want public, internal or admin (or all with --os-endpoints)"
-            )));
-        }
-        let region = self.os_region.clone().or_else(|| cloud.region.clone());
-        let cache_dir = (!self.no_token_cache).then(|| crate::openstack::keystone::cache_dir(&env));
-        Ok(Some(super::auth::OpenStack {
-            keystone: crate::openstack::keystone::Keystone::new(cloud, cache_dir),
-            service: self.os_service.clone(),
-            all_endpoints: self.os_endpoints,
+        let cloud = self.os.cloud()?;
+        let allowed: &[&str] = if self.os_endpoints {
+            &["public", "internal", "admin", "all"]
+        } else {
+            &["public", "internal", "admin"]
+        };
+        let interface = self.os.interface(&cloud, allowed)?;
+        let region = self.os.os_region.clone().or_else(|| cloud.region.clone());
+        let session = crate::openstack::client::Session::new(
+            crate::openstack::keystone::Keystone::new(cloud, self.os.cache_dir()),
             interface,
             region,
+            self.os.overrides()?,
+        )
+        .map_err(|e| UsageError::new(e.to_string()))?;
+        Ok(Some(super::auth::OpenStack {
+            session,
+            service: self.os_service.clone(),
+            all_endpoints: self.os_endpoints,
         }))
     }
 

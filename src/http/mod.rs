@@ -200,7 +200,7 @@ impl Spec {
             }
         }
         if let Some(os) = &self.openstack {
-            out.push(os.keystone.cloud.secret().expose().to_string());
+            out.push(os.session.keystone.cloud.secret().expose().to_string());
         }
         out
     }

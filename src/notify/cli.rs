@@ -200,13 +200,9 @@ pub struct Args {
     )]
     pub masakari_url: Option<String>,
 
-    /// The cloud in clouds.yaml for Masakari [default: OS_CLOUD, else the OS_* variables].
-    #[arg(
-        long,
-        value_name = "NAME",
-        help_heading = "Sinks (one-off, instead of --config)"
-    )]
-    pub os_cloud: Option<String>,
+    /// The cloud for Masakari (a sink's own `cloud` in --config wins).
+    #[command(flatten)]
+    pub os: crate::openstack::client::OsArgs,
 
     /// Give each delivery attempt this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration, help_heading = "Delivery")]
@@ -296,7 +292,7 @@ fn secret_from(
 pub fn build_sink(
     s: &SinkFile,
     default_timeout: Duration,
-    os_cloud: Option<&str>,
+    os: &crate::openstack::client::OsArgs,
 ) -> Result<NamedSink, String> {
     let what = format!("sink {:?}", s.name);
     let url = || {
@@ -403,18 +399,12 @@ pub fn build_sink(
             })
         }
         "masakari" => {
-            let cloud = crate::openstack::config::resolve(
-                s.cloud.as_deref().or(os_cloud),
-                &crate::openstack::config::ProcessEnv,
-            )
-            .map_err(|e| format!("{what}: {}", e.0))?;
-            let cache_dir = Some(crate::openstack::keystone::cache_dir(
-                &crate::openstack::config::ProcessEnv,
-            ));
-            Box::new(MasakariSink {
-                keystone: crate::openstack::keystone::Keystone::new(cloud, cache_dir),
-                url: s.url.clone(),
-            })
+            let mut os = os.clone();
+            if let Some(c) = &s.cloud {
+                os.os_cloud = Some(c.clone());
+            }
+            let session = os.session().map_err(|e| format!("{what}: {}", e.0))?;
+            Box::new(MasakariSink::new(session, s.url.clone()))
         }
         other => return Err(format!("{what}: unknown type {other:?}")),
     };
@@ -509,7 +499,7 @@ impl Args {
                 kind: "masakari".into(),
                 enabled: true,
                 url: self.masakari_url.clone(),
-                cloud: self.os_cloud.clone(),
+                cloud: self.os.os_cloud.clone(),
                 ..SinkFile::default()
             });
         }
@@ -776,7 +766,7 @@ impl Tool for Args {
                 .map(|p| format!("{}: ", p.display()))
                 .unwrap_or_default();
             sinks.push(
-                build_sink(s, self.sink_timeout, self.os_cloud.as_deref())
+                build_sink(s, self.sink_timeout, &self.os)
                     .map_err(|e| UsageError::new(format!("{where_}{e}")))?,
             );
         }

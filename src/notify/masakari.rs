@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::alarm::{AlarmState, Kind};
-use super::sinks::{judge, post_json_answer, Failure, Sink};
+use super::sinks::{judge, said, Failure, Sink};
 use super::Alert;
-use crate::openstack::keystone::Keystone;
+use crate::openstack::client::{OsError, Session};
 
 /// The notification masakari-monitors would send for this alert, if any:
 /// `{"notification": {"type", "hostname", "generated_time", "payload"}}`.
@@ -64,46 +64,32 @@ pub fn notification(alert: &Alert) -> Option<Value> {
 
 /// Masakari behind Keystone, or at a fixed URL.
 pub struct MasakariSink {
-    /// Keystone for the token (and the catalog when there is no URL).
-    pub keystone: Keystone,
-    /// The API's URL (`.../v1`) instead of the catalog's `instance-ha`.
-    pub url: Option<String>,
+    /// The cloud's session; a fixed URL is its `instance-ha` override.
+    pub session: Session,
 }
 
 impl MasakariSink {
-    fn endpoint(&self, deadline: Instant) -> Result<(String, String), Failure> {
-        let mut trace = Vec::new();
-        let mut token = self
-            .keystone
-            .token(deadline, &mut trace)
-            .map_err(|e| Failure::Retry(format!("Keystone: {e}")))?;
-        let lookup = |t: &crate::openstack::keystone::Token| {
-            t.endpoint(
-                "instance-ha",
-                &self.keystone.cloud.interface,
-                self.keystone.cloud.region.as_deref(),
-            )
-        };
-        let url = match &self.url {
-            Some(u) => u.clone(),
-            None => {
-                if lookup(&token).is_none() && token.earlier_run {
-                    // A catalog cached by an earlier run may predate
-                    // Masakari: a fresh token once before giving up.
-                    self.keystone.invalidate();
-                    token = self
-                        .keystone
-                        .token(deadline, &mut trace)
-                        .map_err(|e| Failure::Retry(format!("Keystone: {e}")))?;
-                }
-                lookup(&token).ok_or_else(|| {
-                    Failure::Retry("no instance-ha endpoint in the Keystone catalog".to_string())
-                })?
-            }
-        };
-        Ok((url, token.id.expose().to_string()))
+    /// A sink for `session`'s cloud, at `url` instead of the catalog's
+    /// `instance-ha` endpoint when one is given.
+    pub fn new(mut session: Session, url: Option<String>) -> MasakariSink {
+        if let Some(u) = url {
+            session.overrides.retain(|(t, _)| t != SERVICE);
+            session.overrides.push((SERVICE.to_string(), u));
+        }
+        MasakariSink { session }
+    }
+
+    fn fixed_url(&self) -> Option<&str> {
+        self.session
+            .overrides
+            .iter()
+            .find(|(t, _)| t == SERVICE)
+            .map(|(_, u)| u.as_str())
     }
 }
+
+/// Masakari's service type in the catalog.
+const SERVICE: &str = "instance-ha";
 
 impl Sink for MasakariSink {
     fn kind(&self) -> &'static str {
@@ -111,14 +97,14 @@ impl Sink for MasakariSink {
     }
 
     fn describe(&self) -> String {
-        match &self.url {
+        match self.fixed_url() {
             Some(u) => format!("masakari at {}", crate::redact::url(u)),
-            None => format!("masakari of {}", self.keystone.cloud.source),
+            None => format!("masakari of {}", self.session.keystone.cloud.source),
         }
     }
 
     fn secrets(&self) -> Vec<String> {
-        vec![self.keystone.cloud.secret().expose().to_string()]
+        vec![self.session.keystone.cloud.secret().expose().to_string()]
     }
 
     fn wants(&self, alert: &Alert) -> bool {
@@ -134,26 +120,19 @@ impl Sink for MasakariSink {
             return Err(Failure::Final("not a notification Masakari takes".into()));
         };
         let deadline = Instant::now() + timeout;
-        let mut refreshed = false;
-        loop {
-            let (base, token) = self.endpoint(deadline)?;
-            let url = format!("{}/notifications", base.trim_end_matches('/'));
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(100));
-            let headers = vec![("X-Auth-Token".to_string(), token)];
-            // The cloud's own agent: its cacert and verify settings hold for
-            // the instance-ha endpoint as for Keystone.
-            let agent = crate::openstack::keystone::agent(&self.keystone.cloud, left);
-            match post_json_answer(&agent, &url, &headers, &body)? {
-                // A token revoked or expired early: one fresh token, once.
-                (401, _) if !refreshed => {
-                    self.keystone.invalidate();
-                    refreshed = true;
-                }
-                (code, said) => return judge(code, said, |c| c == 400 || c == 409),
-            }
-        }
+        let mut trace = Vec::new();
+        // The session's agent holds the cloud's cacert and verify settings
+        // for the instance-ha endpoint as for Keystone; a 401 to a cached
+        // token gets one fresh token.
+        let answer = crate::openstack::masakari::Masakari(&self.session)
+            .notify(&body, deadline, &mut trace)
+            .map_err(|e| match e {
+                OsError::Keystone(k) => Failure::Retry(format!("Keystone: {k}")),
+                other => Failure::Retry(other.to_string()),
+            })?;
+        judge(answer.status, said(answer.status, &answer.body), |c| {
+            c == 400 || c == 409
+        })
     }
 }
 

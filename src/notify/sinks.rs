@@ -320,21 +320,24 @@ pub fn post_json_answer(
         })
     })?;
     let code = resp.status().as_u16();
-    let text: String = resp
+    let text = resp
         .body_mut()
         .with_config()
         .limit(64 << 10)
         .read_to_string()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
-    let said = if text.trim().is_empty() {
+        .unwrap_or_default();
+    Ok((code, said(code, &text)))
+}
+
+/// What a receiver said: `HTTP 202`, or `HTTP 409: ...` with the first
+/// 200 characters of its answer on one line.
+pub fn said(code: u16, text: &str) -> String {
+    let text: String = text.trim().chars().take(200).collect();
+    if text.is_empty() {
         format!("HTTP {code}")
     } else {
-        format!("HTTP {code}: {}", text.trim().replace('\n', " "))
-    };
-    Ok((code, said))
+        format!("HTTP {code}: {}", text.replace('\n', " "))
+    }
 }
 
 /// 4xx other than 408 (timeout) and 429 (rate limit) will not change.

@@ -70,6 +70,10 @@ pub struct Cloud {
     pub cacert: Option<PathBuf>,
     /// `verify: false`.
     pub insecure: bool,
+    /// Client certificate (PEM) for services that ask for one: `cert`, `OS_CERT`.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM): `key`, `OS_KEY`.
+    pub key: Option<PathBuf>,
 }
 
 impl Cloud {
@@ -256,6 +260,8 @@ pub fn from_clouds_yaml(name: &str, env: &dyn Env) -> Result<Cloud, UsageError> 
         interface: text(cloud, "interface").unwrap_or_else(|| "public".into()),
         cacert: text(cloud, "cacert").map(PathBuf::from),
         insecure: !verify,
+        cert: text(cloud, "cert").map(PathBuf::from),
+        key: text(cloud, "key").map(PathBuf::from),
     })
 }
 
@@ -342,6 +348,8 @@ pub fn from_env(env: &dyn Env) -> Result<Cloud, UsageError> {
         insecure: env
             .var("OS_INSECURE")
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        cert: env.var("OS_CERT").map(PathBuf::from),
+        key: env.var("OS_KEY").map(PathBuf::from),
     })
 }
 

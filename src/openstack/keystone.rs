@@ -101,6 +101,24 @@ pub enum KeystoneError {
     /// Keystone answered something that is not a token.
     #[error("Keystone's answer is not a token: {0}")]
     BadResponse(String),
+    /// The cloud's configuration cannot be used (a CA file that cannot be read).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl KeystoneError {
+    /// What this means for a check. Credentials Keystone refuses (4xx) and
+    /// a configuration that cannot be used are the monitor's own problem:
+    /// UNKNOWN, it cannot tell how the cloud is. A Keystone that cannot be
+    /// reached, fails (5xx) or answers nonsense is down: CRITICAL.
+    pub fn status(&self) -> crate::report::Status {
+        use crate::report::Status;
+        match self {
+            KeystoneError::Refused { status, .. } if (400..500).contains(status) => Status::Unknown,
+            KeystoneError::Config(_) => Status::Unknown,
+            _ => Status::Critical,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -269,40 +287,6 @@ fn auth_body(c: &Credentials) -> serde_json::Value {
     }
 }
 
-/// A plain ureq agent that trusts the cloud's CA (or the system's).
-pub fn agent(cloud: &Cloud, timeout: Duration) -> ureq::Agent {
-    use rustls::pki_types::pem::PemObject;
-    let bundle = cloud
-        .cacert
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    let certs: Vec<ureq::tls::Certificate<'static>> =
-        crate::files::read_bounded(&bundle, crate::files::CONFIG_MAX)
-            .map(|bytes| {
-                rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
-                    .flatten()
-                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-    let roots = if certs.is_empty() {
-        ureq::tls::RootCerts::WebPki
-    } else {
-        ureq::tls::RootCerts::new_with_certs(&certs)
-    };
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(roots)
-        .disable_verification(cloud.insecure)
-        .build();
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .tls_config(tls)
-        .user_agent(format!("skyprobe/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
-}
-
 impl Keystone {
     /// A client for `cloud` with its own memory of tokens.
     pub fn new(cloud: Cloud, cache_dir: Option<PathBuf>) -> Keystone {
@@ -416,10 +400,6 @@ impl Keystone {
             .saturating_sub(KEYSTONE_MARGIN)
             .max(Duration::from_millis(1));
         let body = auth_body(&self.cloud.credentials).to_string();
-        let result = agent(&self.cloud, timeout)
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes());
         let fail = |trace: &mut Vec<TraceStep>, e: KeystoneError| {
             trace.push(TraceStep::new(
                 "keystone",
@@ -429,6 +409,22 @@ impl Keystone {
             ));
             Err(e)
         };
+        let agent = match super::client::agent(&self.cloud) {
+            Ok(a) => a,
+            Err(e) => {
+                return fail(
+                    trace,
+                    KeystoneError::Config(format!("{}: {e}", self.cloud.source)),
+                )
+            }
+        };
+        let result = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(body.as_bytes());
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {

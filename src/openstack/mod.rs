@@ -1,12 +1,19 @@
 //! OpenStack: clouds.yaml and `OS_*` configuration as the openstack client
 //! reads it, Keystone v3 tokens (password and application credentials)
-//! cached until shortly before they expire, and the service catalog.
+//! cached until shortly before they expire, the service catalog, one
+//! service client ([`client::Session`]) and the typed calls the binaries
+//! need of Nova, Neutron, Masakari and Placement.
 //!
 //! Secrets (passwords, application-credential secrets, tokens) live in
 //! [`Secret`], whose `Debug` prints `***`; they never reach a record.
 
+pub mod client;
 pub mod config;
 pub mod keystone;
+pub mod masakari;
+pub mod neutron;
+pub mod nova;
+pub mod placement;
 
 /// The headers that ask a service for a microversion: the standard
 /// `OpenStack-API-Version`, and the older per-service header for the

@@ -127,7 +127,11 @@ fn password_auth_finds_the_endpoint_and_caches_the_token() {
 }
 
 #[test]
-fn wrong_password_is_critical_with_keystones_message_and_no_password() {
+fn wrong_password_is_unknown_with_keystones_message_and_no_password() {
+    // Was CRITICAL, as a Keystone that is down: credentials Keystone
+    // refuses are the monitor's own configuration, and say nothing of
+    // whether the service is up (UNKNOWN, as a plugin that cannot read its
+    // own config); a Keystone that is down stays CRITICAL.
     let _one = KEYSTONE.lock().unwrap_or_else(|p| p.into_inner());
     let Some(ks) = Ks::get() else { return };
     let cache = TempDir::new("ks-wrong");
@@ -138,10 +142,10 @@ fn wrong_password_is_critical_with_keystones_message_and_no_password() {
         &["--os-service", "identity", "-v", "--format", "nagios"],
         &env,
     );
-    assert_eq!(run1.code, 2, "{}{}", run1.stdout, run1.stderr);
+    assert_eq!(run1.code, 3, "{}{}", run1.stdout, run1.stderr);
     assert!(
         run1.stdout
-            .starts_with("HTTP CRITICAL - Keystone refused the credentials: HTTP 401"),
+            .starts_with("HTTP UNKNOWN - Keystone refused the credentials: HTTP 401"),
         "{}",
         run1.stdout
     );

@@ -581,7 +581,7 @@ fn a_keystone_that_echoes_the_password_is_scrubbed() {
                 ("SKYPROBE_CACHE_DIR", cache.as_str()),
             ],
         );
-        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("401"), "{}", run.stdout);
         assert!(!run.stdout.contains("ks-pw-canary"), "{}", run.stdout);
         assert!(!run.stderr.contains("ks-pw-canary"), "{}", run.stderr);
