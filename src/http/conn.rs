@@ -831,7 +831,7 @@ impl ServerCertVerifier for RecordingVerifier {
             .verifier
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|e| {
-                with_handshake(|p| p.verify_error = Some(verify_error_text(e)));
+                with_handshake(|p| p.verify_error = Some(crate::net::tls::verify_error_text(e)));
             })?;
         // Only a chain whose every certificate was understood is remembered.
         if chain.len() == 1 + intermediates.len() {
@@ -877,32 +877,5 @@ impl ServerCertVerifier for RecordingVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-fn verify_error_text(e: &rustls::Error) -> String {
-    use rustls::CertificateError as C;
-    match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            C::Expired | C::ExpiredContext { .. } => "certificate has expired".to_string(),
-            C::NotValidYet | C::NotValidYetContext { .. } => {
-                "certificate is not valid yet".to_string()
-            }
-            C::UnknownIssuer => {
-                "unknown issuer (self-signed, or CA not trusted; see --ca-file)".to_string()
-            }
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "certificate is not valid for this host name".to_string()
-            }
-            C::Revoked => "certificate is revoked".to_string(),
-            C::BadSignature => {
-                "bad signature: not signed by the trusted CA of that name (see --ca-file)".to_string()
-            }
-            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-                "the server presents a CA certificate (CA:TRUE) as its own; it needs a leaf certificate".to_string()
-            }
-            other => format!("{other:?}"),
-        },
-        other => other.to_string(),
     }
 }

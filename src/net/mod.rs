@@ -6,6 +6,7 @@
 //! it; probe-host and canary-peer will too.
 
 pub mod cert;
+pub mod tls;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};

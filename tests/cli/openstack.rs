@@ -570,7 +570,10 @@ fn the_service_client_speaks_nova_neutron_masakari_and_placement_behind_the_clou
     );
     // Every step is in the trace, with no token in it.
     let traced = serde_json::to_string(&trace).expect("json");
-    assert!(traced.contains("GET /os-migrations?instance_uuid=a1"), "{traced}");
+    assert!(
+        traced.contains("GET /os-migrations?instance_uuid=a1"),
+        "{traced}"
+    );
     assert!(!traced.contains("gAAAA"), "{traced}");
 }
 
