@@ -275,17 +275,28 @@ fn truncate_chars(text: &str, max_bytes: usize) -> String {
 
 /// A table for a person at a terminal.
 pub fn table(records: &[Record]) -> String {
+    grid(
+        &["STATUS", "NAME", "SUMMARY", "TIME"],
+        records.iter().map(|r| {
+            vec![
+                r.status.label().to_string(),
+                r.name.clone(),
+                r.summary.clone(),
+                format!("{} ms", number((r.duration_ms * 10.0).round() / 10.0)),
+            ]
+        }),
+    )
+}
+
+/// A table of any rows under `header`, as [`table`] draws records: the
+/// one table style of every binary (`notify history` too).
+pub fn grid(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    t.set_header(vec!["STATUS", "NAME", "SUMMARY", "TIME"]);
-    for r in records {
-        t.add_row(vec![
-            r.status.label().to_string(),
-            r.name.clone(),
-            r.summary.clone(),
-            format!("{} ms", number((r.duration_ms * 10.0).round() / 10.0)),
-        ]);
+    t.set_header(header.to_vec());
+    for row in rows {
+        t.add_row(row);
     }
     format!("{t}\n")
 }

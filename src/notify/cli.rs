@@ -923,11 +923,8 @@ pub fn history_main(args: Vec<OsString>) -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     if table {
-        let mut t = comfy_table::Table::new();
-        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        t.set_header(["TIME", "KEY", "KIND", "FROM", "TO", "SENT", "SUMMARY"]);
-        for h in &lines {
-            t.add_row([
+        let rows = lines.iter().map(|h| {
+            vec![
                 h.ts.clone(),
                 h.key.clone(),
                 h.kind.as_str().to_string(),
@@ -939,9 +936,10 @@ pub fn history_main(args: Vec<OsString>) -> ExitCode {
                     "yes".to_string()
                 },
                 h.summary.clone(),
-            ]);
-        }
-        let _ = writeln!(out, "{t}");
+            ]
+        });
+        let header = ["TIME", "KEY", "KIND", "FROM", "TO", "SENT", "SUMMARY"];
+        let _ = write!(out, "{}", crate::render::grid(&header, rows));
     } else {
         for h in &lines {
             let _ = writeln!(out, "{}", serde_json::to_string(h).unwrap_or_default());

@@ -205,6 +205,23 @@ fn a_failure_and_its_recovery_reach_a_webhook_once_each() {
         (lines[1]["kind"].as_str(), lines[1]["to"].as_str()),
         (Some("resolved"), Some("ok"))
     );
+    let table = Command::new(NOTIFY)
+        .args(["history", "--state", &state, "--format", "table"])
+        .output()
+        .expect("history");
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header = table.lines().nth(1).unwrap_or_default();
+    for column in ["TIME", "KEY", "KIND", "FROM", "TO", "SENT", "SUMMARY"] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("probe-http/mon1/nova"))
+            .count(),
+        2,
+        "{table}"
+    );
 }
 
 #[test]
