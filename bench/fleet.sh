@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${TARGETS:-10000}
+# Another build to measure (a before/after comparison): PROBE_HTTP=path.
+probe=${PROBE_HTTP:-target/release/probe-http}
 secs=${SECONDS_PER_RUN:-8}
 
 need=()
@@ -110,7 +112,7 @@ probe_http_best() {  # file [extra flags] -> "rate concurrency wall_s rss_mib ex
   local best="0 0 0 0 0" file=$1
   shift
   for c in 8 16 32 64 128; do
-    read -r ns kib code < <(bench/out/measure target/release/probe-http --targets "$file" --concurrency "$c" -t 120 "$@")
+    read -r ns kib code < <(bench/out/measure "$probe" --targets "$file" --concurrency "$c" -t 120 "$@")
     rate=$(awk -v n="$n" -v ns="$ns" 'BEGIN{printf "%.1f", n/(ns/1e9)}')
     if awk -v a="$rate" -v b="${best%% *}" 'BEGIN{exit !(a>b)}'; then
       best="$rate $c $(awk -v ns="$ns" 'BEGIN{printf "%.2f", ns/1e9}') $(awk -v k="$kib" 'BEGIN{printf "%.1f", k/1024}') $code"

@@ -242,28 +242,32 @@ pub trait Tool: Parser + Send + Sync + 'static {
             .unwrap_or_else(|| self.default_timeout())
     }
 
+    /// What [`Tool::prepare`] makes of the flags and the files they name,
+    /// and what the run keeps between rounds (state in memory, locks):
+    /// a value of its own, never hidden fields of the flags.
+    type Run: Send + Sync + 'static;
+
     /// Validate and prepare once before the first round; a bad flag or
     /// file found here ends the run with exit 3.
-    fn prepare(&mut self) -> Result<(), UsageError> {
-        Ok(())
-    }
+    /// It may also settle the flags themselves (`--only` turns `-v` on).
+    fn prepare(&mut self) -> Result<Self::Run, UsageError>;
 
     /// What the command line gave explicitly (not by default), for a tool
     /// whose flags combine with a file's. Called once, after parsing.
     fn given(&mut self, _matches: &clap::ArgMatches) {}
 
     /// One round of the check.
-    fn run(&self, ctx: &Context) -> Vec<Record>;
+    fn run(&self, run: &Self::Run, ctx: &Context) -> Vec<Record>;
 
     /// The secrets the run holds (passwords, tokens, keys, secret URLs),
     /// known after `prepare`: scrubbed from every record and trace line
     /// before it is printed, whatever put them there.
-    fn secrets(&self) -> Vec<String> {
+    fn secrets(&self, _run: &Self::Run) -> Vec<String> {
         Vec::new()
     }
 
     /// Records for a round the deadline cut off before `run` returned.
-    fn timed_out(&self, ctx: &Context) -> Vec<Record>;
+    fn timed_out(&self, run: &Self::Run, ctx: &Context) -> Vec<Record>;
 }
 
 /// The system host name, for the `host` field.
@@ -380,10 +384,11 @@ pub fn main_with<T: Tool>(args: Vec<OsString>) -> ExitCode {
         Err(code) => return code,
     };
     let format_hint = tool.common().format;
-    if let Err(e) = tool.prepare() {
-        return usage_error::<T>(&e.0, format_hint.or(raw_format));
-    }
-    run_rounds(Arc::new(tool))
+    let run = match tool.prepare() {
+        Ok(r) => r,
+        Err(e) => return usage_error::<T>(&e.0, format_hint.or(raw_format)),
+    };
+    run_rounds(Arc::new((tool, run)))
 }
 
 /// Where a run's records go: rendered to stdout, or to `--output` rewritten
@@ -488,11 +493,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// running then, it reports the round as timed out (the --timeout-state) and
 /// ends the process, so nothing stuck where no timeout reaches can hold a
 /// Nagios check or a cron job past -t.
-fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emitter>>) {
+fn start_watchdog<T: Tool>(
+    prepared: Arc<(T, T::Run)>,
+    shared: Shared,
+    emitter: Arc<Mutex<Emitter>>,
+) {
     let spawned = std::thread::Builder::new()
         .name("watchdog".into())
         .stack_size(64 * 1024)
         .spawn(move || {
+            let (tool, run) = &*prepared;
             let grace = grace(tool.timeout());
             let (mutex, cv) = &*shared;
             let mut watch = lock(mutex);
@@ -513,7 +523,7 @@ fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emit
                 watch.fired = true;
                 let overall = watch.overall;
                 drop(watch);
-                let mut records = tool.timed_out(&ctx);
+                let mut records = tool.timed_out(run, &ctx);
                 let status = overall.max(worst(&records));
                 let code = match lock(&emitter).emit(&mut records) {
                     Ok(()) | Err(EmitError::BrokenPipe) => status,
@@ -531,7 +541,8 @@ fn start_watchdog<T: Tool>(tool: Arc<T>, shared: Shared, emitter: Arc<Mutex<Emit
     }
 }
 
-fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
+fn run_rounds<T: Tool>(prepared: Arc<(T, T::Run)>) -> ExitCode {
+    let (tool, run) = &*prepared;
     let common = tool.common().clone();
     let format = common.format.unwrap_or_else(|| {
         if common.output.is_none() && std::io::stdout().is_terminal() {
@@ -542,7 +553,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
     });
     let emitter = Arc::new(Mutex::new(Emitter {
         renderer: Renderer::new(format, T::LABEL),
-        scrubber: crate::redact::Scrubber::new(tool.secrets()),
+        scrubber: crate::redact::Scrubber::new(tool.secrets(run)),
         host: common
             .reporting_host
             .clone()
@@ -560,7 +571,11 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
         }),
         Condvar::new(),
     ));
-    start_watchdog(Arc::clone(&tool), Arc::clone(&shared), Arc::clone(&emitter));
+    start_watchdog(
+        Arc::clone(&prepared),
+        Arc::clone(&shared),
+        Arc::clone(&emitter),
+    );
     let (mutex, cv) = &*shared;
     // A progress line only for a person at a terminal, never in a pipe.
     let progress = (format == Format::Table && std::io::stderr().is_terminal()).then(|| {
@@ -604,7 +619,7 @@ fn run_rounds<T: Tool>(tool: Arc<T>) -> ExitCode {
         };
         lock(mutex).running = Some(ctx.clone());
         cv.notify_all();
-        let mut records = tool.run(&ctx);
+        let mut records = tool.run(run, &ctx);
         {
             let mut watch = lock(mutex);
             if watch.fired {
@@ -706,10 +721,14 @@ mod tests {
     impl Tool for Hang {
         const CHECK: &'static str = "hang";
         const LABEL: &'static str = "HANG";
+        type Run = ();
         fn common(&self) -> &Common {
             &self.common
         }
-        fn run(&self, _ctx: &Context) -> Vec<Record> {
+        fn prepare(&mut self) -> Result<(), UsageError> {
+            Ok(())
+        }
+        fn run(&self, _run: &(), _ctx: &Context) -> Vec<Record> {
             // Bounded, so a broken watchdog fails the test instead of hanging it.
             std::thread::sleep(Duration::from_secs(20));
             vec![Record::new(
@@ -719,7 +738,7 @@ mod tests {
                 "should never be printed",
             )]
         }
-        fn timed_out(&self, ctx: &Context) -> Vec<Record> {
+        fn timed_out(&self, _run: &(), ctx: &Context) -> Vec<Record> {
             vec![Record::new(
                 "hang",
                 "t",

@@ -105,13 +105,29 @@ pub struct Args {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub common: Common,
+}
 
-    #[arg(skip)]
-    selection: Option<Selection>,
-    #[arg(skip)]
+/// What `prepare` made of watch-domains' flags, and what the run keeps:
+/// the stage libvirt was last asked in (for the watchdog's record) and the
+/// state in memory across `--every` rounds when there is no `--state`.
+#[derive(Debug)]
+pub struct Run {
+    selection: Selection,
     stage: Mutex<&'static str>,
-    #[arg(skip)]
     memory: Mutex<DomainsState>,
+}
+
+/// The flags and the run together: what a round works with.
+struct Watcher<'a> {
+    args: &'a Args,
+    run: &'a Run,
+}
+
+impl std::ops::Deref for Watcher<'_> {
+    type Target = Args;
+    fn deref(&self) -> &Args {
+        self.args
+    }
 }
 
 fn parse_state(text: &str) -> Result<State, String> {
@@ -132,7 +148,7 @@ impl Selection {
     }
 }
 
-impl Args {
+impl Watcher<'_> {
     fn policy(&self) -> Policy {
         Policy {
             expect: self.expect.clone(),
@@ -141,14 +157,13 @@ impl Args {
     }
 
     fn at(&self, stage: &'static str) {
-        *self.stage.lock().unwrap_or_else(|p| p.into_inner()) = stage;
+        *self.run.stage.lock().unwrap_or_else(|p| p.into_inner()) = stage;
     }
 
     fn selected<'a>(&self, all: &'a [Seen]) -> Vec<&'a Seen> {
-        match &self.selection {
-            Some(sel) => all.iter().filter(|s| sel.matches(s)).collect(),
-            None => all.iter().collect(),
-        }
+        all.iter()
+            .filter(|s| self.run.selection.matches(s))
+            .collect()
     }
 
     fn libvirt_record(&self, status: Status, summary: String) -> Record {
@@ -279,7 +294,7 @@ impl Args {
     /// kept in memory across --every rounds.
     fn with_state(&self, f: impl FnOnce(&mut DomainsState) -> Vec<Record>) -> Vec<Record> {
         match &self.state {
-            None => f(&mut self.memory.lock().unwrap_or_else(|p| p.into_inner())),
+            None => f(&mut self.run.memory.lock().unwrap_or_else(|p| p.into_inner())),
             Some(path) => {
                 self.at("locking the state file");
                 crate::state::update_records(CHECK, path, f)
@@ -377,7 +392,7 @@ impl Args {
                                 state: State::Nostate,
                                 reason: String::new(),
                             };
-                            self.selection.as_ref().is_none_or(|sel| sel.matches(&s))
+                            self.run.selection.matches(&s)
                         })
                         .map(|a| super::event_record(&a.uuid, &a.name, &a.kind, &policy))
                         .collect();
@@ -489,6 +504,7 @@ impl Args {
 impl Tool for Args {
     const CHECK: &'static str = CHECK;
     const LABEL: &'static str = "DOMAINS";
+    type Run = Run;
 
     fn common(&self) -> &Common {
         &self.common
@@ -498,7 +514,7 @@ impl Tool for Args {
         Duration::from_secs(10) + self.follow.unwrap_or_default()
     }
 
-    fn prepare(&mut self) -> Result<(), UsageError> {
+    fn prepare(&mut self) -> Result<Run, UsageError> {
         let compile = |flag: &str, list: &[String]| -> Result<Vec<Regex>, UsageError> {
             list.iter()
                 .map(|r| {
@@ -508,10 +524,10 @@ impl Tool for Args {
                 })
                 .collect()
         };
-        self.selection = Some(Selection {
+        let selection = Selection {
             names: compile("--name", &self.names)?,
             excludes: compile("--exclude", &self.excludes)?,
-        });
+        };
         if self.connect.trim().is_empty() {
             return Err(UsageError::new("--connect: the URI is empty"));
         }
@@ -541,19 +557,25 @@ impl Tool for Args {
                 "--agent-every: the interval must be above zero",
             ));
         }
-        Ok(())
+        Ok(Run {
+            selection,
+            stage: Mutex::default(),
+            memory: Mutex::default(),
+        })
     }
 
-    fn run(&self, ctx: &Context) -> Vec<Record> {
+    fn run(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        let w = Watcher { args: self, run };
         match self.follow {
-            Some(length) => self.follow(ctx, length),
-            None => self.once(),
+            Some(length) => w.follow(ctx, length),
+            None => w.once(),
         }
     }
 
-    fn timed_out(&self, ctx: &Context) -> Vec<Record> {
-        let stage = *self.stage.lock().unwrap_or_else(|p| p.into_inner());
-        vec![self.libvirt_record(
+    fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        let stage = *run.stage.lock().unwrap_or_else(|p| p.into_inner());
+        let w = Watcher { args: self, run };
+        vec![w.libvirt_record(
             ctx.timeout_state,
             format!(
                 "libvirt at {} did not answer within {:.1} s (while {stage})",

@@ -365,15 +365,18 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
 
-    #[arg(skip)]
-    mode: Option<Mode>,
     /// Probe options given on the command line with a targets file, as
     /// words: they apply to every target, over the file's own.
     #[arg(skip)]
     given_words: Vec<String>,
-    /// Names of the targets whose records already went out this round.
-    #[arg(skip)]
-    streamed: std::sync::Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// What `prepare` made of probe-http's flags: what to do, and the names of
+/// the targets whose records already went out this round.
+#[derive(Debug)]
+pub struct Run {
+    mode: Mode,
+    streamed: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a run of probe-http does.
@@ -897,11 +900,13 @@ impl Args {
         }
     }
 
-    fn run_many(&self, all: &[Target], ctx: &Context) -> Vec<Record> {
-        self.streamed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+    fn run_many(
+        &self,
+        streamed: &Mutex<std::collections::HashSet<String>>,
+        all: &[Target],
+        ctx: &Context,
+    ) -> Vec<Record> {
+        streamed.lock().unwrap_or_else(|p| p.into_inner()).clear();
         // The state is read without the lock and the lock is taken only to
         // merge this run's counts at the end: overlapping runs (cron) never
         // spend their deadline waiting for each other. Records go out with
@@ -945,7 +950,7 @@ impl Args {
             let left = ctx.emit_now(chunk);
             if left.is_empty() {
                 // Out already: a deadline backstop must not report them again.
-                self.streamed
+                streamed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(names);
@@ -1088,15 +1093,16 @@ impl Args {
 impl Tool for Args {
     const CHECK: &'static str = super::CHECK;
     const LABEL: &'static str = "HTTP";
+    type Run = Run;
 
     fn common(&self) -> &Common {
         &self.common
     }
 
-    fn secrets(&self) -> Vec<String> {
+    fn secrets(&self, run: &Run) -> Vec<String> {
         // One probe's own; each target of a file scrubs its own record.
-        match &self.mode {
-            Some(Mode::One(spec)) => spec.secrets(),
+        match &run.mode {
+            Mode::One(spec) => spec.secrets(),
             _ => Vec::new(),
         }
     }
@@ -1108,7 +1114,7 @@ impl Tool for Args {
         }
     }
 
-    fn prepare(&mut self) -> Result<(), UsageError> {
+    fn prepare(&mut self) -> Result<Run, UsageError> {
         let stamp = self.targets_path().and_then(Stamp::of);
         let all = self.load_targets()?;
         let needs_file =
@@ -1122,7 +1128,7 @@ impl Tool for Args {
                 )))
             }
         };
-        self.mode = Some(match all {
+        let mode = match all {
             None => {
                 for (set, flag) in [
                     (!self.only.is_empty(), "--only"),
@@ -1165,16 +1171,19 @@ impl Tool for Args {
                     Mode::Many(std::sync::Arc::new(Reloading::new(path, stamp, all)))
                 }
             }
-        });
-        Ok(())
+        };
+        Ok(Run {
+            mode,
+            streamed: Mutex::default(),
+        })
     }
 
-    fn run(&self, ctx: &Context) -> Vec<Record> {
-        match &self.mode {
-            Some(Mode::One(spec)) if spec.openstack.as_ref().is_some_and(|o| o.all_endpoints) => {
+    fn run(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        match &run.mode {
+            Mode::One(spec) if spec.openstack.as_ref().is_some_and(|o| o.all_endpoints) => {
                 super::auth::sweep(spec, ctx, self.concurrency)
             }
-            Some(Mode::One(spec)) => {
+            Mode::One(spec) => {
                 let mut r = super::auth::probe(spec, ctx);
                 if self.state.is_none() {
                     return vec![r];
@@ -1192,7 +1201,7 @@ impl Tool for Args {
                 self.state_notes(notes, &mut records);
                 records
             }
-            Some(Mode::Many(file)) => {
+            Mode::Many(file) => {
                 // With --every, an edited targets file is read again.
                 let round = file.current(|| {
                     self.load_targets()
@@ -1201,22 +1210,16 @@ impl Tool for Args {
                 });
                 let said = file.record(super::CHECK, &round, round.value.len(), "targets");
                 let mut records = ctx.emit_now(said.into_iter().collect());
-                records.extend(self.run_many(&round.value, ctx));
+                records.extend(self.run_many(&run.streamed, &round.value, ctx));
                 records
             }
-            Some(Mode::List(all)) => self.list(all),
-            Some(Mode::Show(name)) => self.show(name),
-            Some(Mode::Toggle(name, enable)) => self.toggle(name, *enable),
-            None => vec![Record::new(
-                super::CHECK,
-                "",
-                Status::Unknown,
-                "not prepared",
-            )],
+            Mode::List(all) => self.list(all),
+            Mode::Show(name) => self.show(name),
+            Mode::Toggle(name, enable) => self.toggle(name, *enable),
         }
     }
 
-    fn timed_out(&self, ctx: &Context) -> Vec<Record> {
+    fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
         let summary = format!("timed out after {:.1} s", self.timeout().as_secs_f64());
         let one = |name: &str, url: &str| {
             let mut r = Record::new(super::CHECK, url, ctx.timeout_state, summary.clone());
@@ -1224,10 +1227,10 @@ impl Tool for Args {
             r.duration_ms = crate::report::round_ms(self.timeout());
             r
         };
-        match &self.mode {
-            Some(Mode::One(spec)) => vec![one(spec.display_name(), &spec.url)],
-            Some(Mode::Many(file)) => {
-                let streamed = self.streamed.lock().unwrap_or_else(|p| p.into_inner());
+        match &run.mode {
+            Mode::One(spec) => vec![one(spec.display_name(), &spec.url)],
+            Mode::Many(file) => {
+                let streamed = run.streamed.lock().unwrap_or_else(|p| p.into_inner());
                 file.value()
                     .iter()
                     .filter(|t| t.enabled && (self.only.is_empty() || self.only.contains(&t.name)))

@@ -232,18 +232,17 @@ pub struct Args {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub common: Common,
-
-    #[arg(skip)]
-    prepared: Option<Prepared>,
-    #[arg(skip)]
-    memory: Mutex<Option<NotifyState>>,
 }
 
 type LockedState = crate::state::Locked<NotifyState>;
 
-struct Prepared {
+/// What `prepare` made of notify's flags and configuration: the notifier
+/// with its sinks, the spool, and the alarm state kept in memory when
+/// there is no `--state`.
+pub struct Prepared {
     notifier: Notifier,
     spool_dir: Option<PathBuf>,
+    memory: Mutex<Option<NotifyState>>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -506,12 +505,6 @@ impl Args {
         out
     }
 
-    fn prepared(&self) -> Result<&Prepared, Box<Record>> {
-        self.prepared
-            .as_ref()
-            .ok_or_else(|| Box::new(note(Status::Unknown, "config", "not prepared".into())))
-    }
-
     fn open_state(&self) -> Result<(Option<LockedState>, Vec<Record>), Box<Record>> {
         match &self.state {
             None => Ok((None, Vec::new())),
@@ -529,11 +522,7 @@ impl Args {
         }
     }
 
-    fn stream(&self, ctx: &Context) -> Vec<Record> {
-        let prep = match self.prepared() {
-            Ok(p) => p,
-            Err(r) => return vec![*r],
-        };
+    fn stream(&self, prep: &Prepared, ctx: &Context) -> Vec<Record> {
         let n = &prep.notifier;
         let mut out = Vec::new();
         // A dry run works on a copy of the state, read without the lock,
@@ -547,7 +536,7 @@ impl Args {
             }
         };
         out.extend(ctx.emit_now(notes));
-        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let mut memory = prep.memory.lock().unwrap_or_else(|p| p.into_inner());
         let mut scratch = match (&locked, self.dry_run) {
             (_, true) => Some(match &self.state {
                 Some(path) => crate::state::snapshot(path),
@@ -721,6 +710,7 @@ impl Args {
 impl Tool for Args {
     const CHECK: &'static str = CHECK;
     const LABEL: &'static str = "NOTIFY";
+    type Run = Prepared;
 
     fn common(&self) -> &Common {
         &self.common
@@ -731,7 +721,7 @@ impl Tool for Args {
         Duration::from_secs(10 * 365 * 24 * 3600)
     }
 
-    fn prepare(&mut self) -> Result<(), UsageError> {
+    fn prepare(&mut self) -> Result<Prepared, UsageError> {
         if self.common.every.is_some() {
             return Err(UsageError::new(
                 "--every does not apply to notify: it reads stdin until it ends",
@@ -786,7 +776,7 @@ impl Tool for Args {
                 .as_ref()
                 .map(|s| crate::state::sibling(s, ".history.jsonl"))
         });
-        self.prepared = Some(Prepared {
+        Ok(Prepared {
             notifier: Notifier {
                 base,
                 config,
@@ -802,23 +792,23 @@ impl Tool for Args {
                 scrubber,
             },
             spool_dir,
-        });
-        Ok(())
+            memory: Mutex::default(),
+        })
     }
 
-    fn run(&self, ctx: &Context) -> Vec<Record> {
-        self.stream(ctx)
+    fn run(&self, prep: &Prepared, ctx: &Context) -> Vec<Record> {
+        self.stream(prep, ctx)
     }
 
-    fn secrets(&self) -> Vec<String> {
-        self.prepared
+    fn secrets(&self, prep: &Prepared) -> Vec<String> {
+        prep.notifier
+            .sinks
             .iter()
-            .flat_map(|p| p.notifier.sinks.iter())
             .flat_map(|s| s.sink.secrets())
             .collect()
     }
 
-    fn timed_out(&self, ctx: &Context) -> Vec<Record> {
+    fn timed_out(&self, _prep: &Prepared, ctx: &Context) -> Vec<Record> {
         vec![note(
             ctx.timeout_state,
             "notify",

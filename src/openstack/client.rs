@@ -446,51 +446,38 @@ impl Session {
         Ok(call(url, &fresh, trace).0)
     }
 
-    /// One call to a service: `path` (with its query) under the service's
-    /// endpoint, a JSON body, the microversion headers when given. Any
-    /// answer is returned, whatever its status; [`Session::call`] turns
-    /// error statuses into [`OsError::Http`].
-    #[allow(clippy::too_many_arguments)]
+    /// One call to a service: its path (with the query) under the
+    /// service's endpoint, a JSON body, the microversion headers when
+    /// given. Any answer is returned, whatever its status; [`Session::call`]
+    /// turns error statuses into [`OsError::Http`].
     pub fn send(
         &self,
-        service: &str,
-        microversion: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
+        call: &Call<'_>,
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
-        self.authorized(service, deadline, trace, |base, token, trace| {
-            let answer = self.once(
-                service,
-                microversion,
-                method,
-                &join(base, path),
-                path,
-                body,
-                token,
-                deadline,
-                trace,
-            );
+        self.authorized(call.service, deadline, trace, |base, token, trace| {
+            let answer = self.once(call, &join(base, call.path), token, deadline, trace);
             let unauthorized = matches!(&answer, Ok(a) if a.status == 401);
             (answer, unauthorized)
         })?
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn once(
         &self,
-        service: &str,
-        microversion: Option<&str>,
-        method: Method,
+        call: &Call<'_>,
         url: &str,
-        path: &str,
-        body: Option<&Value>,
         token: &Token,
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
+        let Call {
+            service,
+            microversion,
+            method,
+            path,
+            body,
+        } = *call;
         let mut headers = vec![
             ("X-Auth-Token".to_string(), token.id.expose().to_string()),
             ("Accept".to_string(), "application/json".to_string()),
@@ -604,28 +591,35 @@ impl Session {
 
     /// A call whose answer must be 2xx: an error status becomes
     /// [`OsError::Http`] with the service's own message.
-    #[allow(clippy::too_many_arguments)]
     pub fn call(
         &self,
-        service: &str,
-        microversion: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
+        call: &Call<'_>,
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
-        let answer = self.send(service, microversion, method, path, body, deadline, trace)?;
+        let answer = self.send(call, deadline, trace)?;
         if (200..300).contains(&answer.status) {
             return Ok(answer);
         }
-        Err(OsError::Http {
-            service: service.to_string(),
-            method: method.as_str(),
-            path: crate::redact::urls_in(path).into_owned(),
+        Err(call.error(|path| OsError::Http {
+            service: call.service.to_string(),
+            method: call.method.as_str(),
+            path,
             status: answer.status,
             message: error_message(&answer.body),
-        })
+        }))
+    }
+
+    /// A 2xx call's JSON answer, `key` taken out of it as a `T`.
+    pub fn fetch<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        key: &str,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<T, OsError> {
+        let answer = self.call(call, deadline, trace)?;
+        parse(&answer, key).map_err(|why| call.bad_answer(why))
     }
 
     /// GET a JSON document and take `key` out of it as a `T`.
@@ -638,19 +632,66 @@ impl Session {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<T, OsError> {
-        let answer = self.call(
+        let call = Call::get(service, microversion, path);
+        self.fetch(&call, key, deadline, trace)
+    }
+}
+
+/// One request to a service.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// Its service type (`compute`, `network`, ...).
+    pub service: &'a str,
+    /// The microversion to ask for.
+    pub microversion: Option<&'a str>,
+    /// The method.
+    pub method: Method,
+    /// Path and query under the endpoint.
+    pub path: &'a str,
+    /// A JSON body.
+    pub body: Option<&'a Value>,
+}
+
+impl<'a> Call<'a> {
+    /// A GET.
+    pub fn get(service: &'a str, microversion: Option<&'a str>, path: &'a str) -> Call<'a> {
+        Call {
             service,
             microversion,
-            Method::Get,
+            method: Method::Get,
             path,
-            None,
-            deadline,
-            trace,
-        )?;
-        parse(&answer, key).map_err(|why| OsError::BadAnswer {
-            service: service.to_string(),
-            method: "GET",
-            path: crate::redact::urls_in(path).into_owned(),
+            body: None,
+        }
+    }
+
+    /// A POST or PUT with a JSON body.
+    pub fn with_body(
+        method: Method,
+        service: &'a str,
+        microversion: Option<&'a str>,
+        path: &'a str,
+        body: &'a Value,
+    ) -> Call<'a> {
+        Call {
+            service,
+            microversion,
+            method,
+            path,
+            body: Some(body),
+        }
+    }
+
+    /// An error about this call, given its path with no secrets in it.
+    fn error(&self, f: impl FnOnce(String) -> OsError) -> OsError {
+        f(crate::redact::urls_in(self.path).into_owned())
+    }
+
+    /// The answer was not the document expected.
+    pub fn bad_answer(&self, why: String) -> OsError {
+        self.error(|path| OsError::BadAnswer {
+            service: self.service.to_string(),
+            method: self.method.as_str(),
+            path,
             why,
         })
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{query_value, Answer, Method, OsError, Session};
+use super::client::{query_value, Answer, Call, Method, OsError, Session};
 use crate::report::TraceStep;
 
 const SERVICE: &str = "instance-ha";
@@ -112,15 +112,8 @@ impl Masakari<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
-        self.0.send(
-            SERVICE,
-            None,
-            Method::Post,
-            "/notifications",
-            Some(body),
-            deadline,
-            trace,
-        )
+        let call = Call::with_body(Method::Post, SERVICE, None, "/notifications", body);
+        self.0.send(&call, deadline, trace)
     }
 
     /// One notification, to follow it to `finished`.

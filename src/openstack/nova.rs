@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client::{query_value, Answer, Method, OsError, Session};
+use super::client::{query_value, Answer, Call, Method, OsError, Session};
 use crate::report::TraceStep;
 
 const SERVICE: &str = "compute";
@@ -220,21 +220,8 @@ impl Nova<'_> {
         trace: &mut Vec<TraceStep>,
     ) -> Result<ComputeService, OsError> {
         let path = format!("/os-services/{}", query_value(id));
-        let answer = self.0.call(
-            SERVICE,
-            Some(MICROVERSION),
-            Method::Put,
-            &path,
-            Some(&body),
-            deadline,
-            trace,
-        )?;
-        super::client::parse(&answer, "service").map_err(|why| OsError::BadAnswer {
-            service: SERVICE.into(),
-            method: "PUT",
-            path,
-            why,
-        })
+        let call = Call::with_body(Method::Put, SERVICE, Some(MICROVERSION), &path, &body);
+        self.0.fetch(&call, "service", deadline, trace)
     }
 
     /// Force a compute service down (or clear it). Nova's API reference:
@@ -282,25 +269,13 @@ impl Nova<'_> {
             if let Some(last) = all.last() {
                 path.push_str(&format!("&marker={}", query_value(&last.id)));
             }
-            let answer = self.0.call(
-                SERVICE,
-                Some(MICROVERSION),
-                Method::Get,
-                &path,
-                None,
-                deadline,
-                trace,
-            )?;
-            let bad = |why: String| OsError::BadAnswer {
-                service: SERVICE.into(),
-                method: "GET",
-                path: path.clone(),
-                why,
-            };
-            let page: Vec<Server> = super::client::parse(&answer, "servers").map_err(bad)?;
+            let call = Call::get(SERVICE, Some(MICROVERSION), &path);
+            let answer = self.0.call(&call, deadline, trace)?;
+            let page: Vec<Server> =
+                super::client::parse(&answer, "servers").map_err(|w| call.bad_answer(w))?;
             let more = answer
                 .json()
-                .map_err(bad)?
+                .map_err(|w| call.bad_answer(w))?
                 .get("servers_links")
                 .and_then(Value::as_array)
                 .is_some_and(|l| l.iter().any(|x| x["rel"] == "next"));
@@ -347,15 +322,8 @@ impl Nova<'_> {
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
         let path = format!("/servers/{}/action", query_value(id));
-        self.0.send(
-            SERVICE,
-            Some(MICROVERSION),
-            Method::Post,
-            &path,
-            Some(action),
-            deadline,
-            trace,
-        )
+        let call = Call::with_body(Method::Post, SERVICE, Some(MICROVERSION), &path, action);
+        self.0.send(&call, deadline, trace)
     }
 
     /// The migrations of an instance, of one type (`evacuation`) when given.

@@ -13,7 +13,7 @@ use super::supervise::{Backoff, ProcessRunner, Supervisor, SupervisorState};
 use super::table::LinuxProcs;
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::reload::{Reloading, Stamp};
-use crate::report::{Record, Status};
+use crate::report::Record;
 use crate::threshold::Thresholds;
 
 const EXAMPLES: &str = "\
@@ -196,10 +196,13 @@ pub struct Args {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub common: Common,
+}
 
-    #[arg(skip)]
-    mode: Option<Mode>,
-    #[arg(skip)]
+/// What `prepare` made of watch-procs' flags, and the restart counters
+/// kept in memory across `--every` rounds when there is no `--state`.
+#[derive(Debug)]
+pub struct Run {
+    mode: Mode,
     memory: Mutex<SupervisorState>,
 }
 
@@ -266,7 +269,12 @@ impl Args {
         }
     }
 
-    fn supervise(&self, entries: &[Entry], ctx: &Context) -> Vec<Record> {
+    fn supervise(
+        &self,
+        memory: &Mutex<SupervisorState>,
+        entries: &[Entry],
+        ctx: &Context,
+    ) -> Vec<Record> {
         let table = LinuxProcs::default();
         let runner = ProcessRunner;
         let sup = Supervisor {
@@ -280,7 +288,7 @@ impl Args {
         };
         match &self.state {
             None => {
-                let mut state = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = memory.lock().unwrap_or_else(|p| p.into_inner());
                 sup.run(entries, &mut state, ctx)
             }
             Some(path) => {
@@ -295,6 +303,7 @@ impl Args {
 impl Tool for Args {
     const CHECK: &'static str = super::CHECK;
     const LABEL: &'static str = "PROCS";
+    type Run = Run;
 
     fn common(&self) -> &Common {
         &self.common
@@ -308,8 +317,8 @@ impl Tool for Args {
         }
     }
 
-    fn prepare(&mut self) -> Result<(), UsageError> {
-        self.mode = Some(match &self.config {
+    fn prepare(&mut self) -> Result<Run, UsageError> {
+        let mode = match &self.config {
             Some(path) => {
                 let stamp = Stamp::of(path);
                 let entries = config::load(path, &self.defaults())?;
@@ -320,21 +329,24 @@ impl Tool for Args {
                     .map_err(|e| UsageError::new(format!("-w/-c: {e}")))?;
                 Mode::Count(Box::new((self.filter()?, limits)))
             }
-        });
-        Ok(())
+        };
+        Ok(Run {
+            mode,
+            memory: Mutex::default(),
+        })
     }
 
-    fn run(&self, ctx: &Context) -> Vec<Record> {
-        match &self.mode {
-            Some(Mode::Supervise(file)) => {
+    fn run(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        match &run.mode {
+            Mode::Supervise(file) => {
                 // With --every, an edited process list is read again.
                 let round = file.current(|| config::load(file.path(), &self.defaults()));
                 let said = file.record(super::CHECK, &round, round.value.len(), "processes");
                 let mut records: Vec<Record> = said.into_iter().collect();
-                records.extend(self.supervise(&round.value, ctx));
+                records.extend(self.supervise(&run.memory, &round.value, ctx));
                 records
             }
-            Some(Mode::Count(counting)) => {
+            Mode::Count(counting) => {
                 let (filter, limits) = &**counting;
                 vec![count::count(
                     &LinuxProcs::default(),
@@ -343,18 +355,12 @@ impl Tool for Args {
                     limits,
                 )]
             }
-            None => vec![Record::new(
-                super::CHECK,
-                "",
-                Status::Unknown,
-                "not prepared",
-            )],
         }
     }
 
-    fn timed_out(&self, ctx: &Context) -> Vec<Record> {
-        let names: Vec<String> = match &self.mode {
-            Some(Mode::Supervise(file)) => file.value().iter().map(|e| e.name.clone()).collect(),
+    fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        let names: Vec<String> = match &run.mode {
+            Mode::Supervise(file) => file.value().iter().map(|e| e.name.clone()).collect(),
             _ => vec!["processes".to_string()],
         };
         names
