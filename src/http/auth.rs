@@ -2,8 +2,7 @@
 //! URL from the service catalog, one retry with a fresh token on a 401,
 //! and the whole-catalog sweep.
 
-use super::targets::{self, Target};
-use super::Spec;
+use super::{Spec, Target};
 use crate::cli::Context;
 use crate::openstack::client::{join, OsError, Session};
 use crate::openstack::keystone::Token;
@@ -150,17 +149,22 @@ pub fn probe(spec: &Spec, ctx: &Context) -> Record {
     record
 }
 
-/// Probe every endpoint of the catalog (for the interface, or all).
-pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
+/// Every endpoint of the catalog (for the interface, or all) as a target
+/// to probe, each with the token; or the record of why there are none.
+pub fn sweep(spec: &Spec, ctx: &Context) -> Result<Vec<Target>, Box<Record>> {
     let Some(os) = &spec.openstack else {
-        return vec![super::probe(spec, ctx)];
+        return Ok(vec![Target {
+            name: spec.display_name().to_string(),
+            spec: spec.clone(),
+            enabled: true,
+        }]);
     };
     // Tokens in memory are the round's, shared by all its targets.
     let session = os.session.in_round(&ctx.round);
     let mut trace = Vec::new();
     let mut token = match session.token(ctx.deadline, &mut trace) {
         Ok(t) => t,
-        Err(e) => return vec![failed(spec, &e, trace)],
+        Err(e) => return Err(Box::new(failed(spec, &e, trace))),
     };
     if token.earlier_run {
         // The sweep is of the catalog as it is now, not as an earlier run
@@ -168,7 +172,7 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
         session.keystone.invalidate();
         token = match session.token(ctx.deadline, &mut trace) {
             Ok(t) => t,
-            Err(e) => return vec![failed(spec, &e, trace)],
+            Err(e) => return Err(Box::new(failed(spec, &e, trace))),
         };
     }
     let mut list: Vec<Target> = Vec::new();
@@ -214,8 +218,7 @@ pub fn sweep(spec: &Spec, ctx: &Context, concurrency: usize) -> Vec<Record> {
             region: session.region.clone().unwrap_or_else(|| "any".into()),
             has: types.join(", "),
         };
-        return vec![failed(spec, &none, trace)];
+        return Err(Box::new(failed(spec, &none, trace)));
     }
-    let refs: Vec<&Target> = list.iter().collect();
-    targets::run_all(&refs, ctx, concurrency)
+    Ok(list)
 }

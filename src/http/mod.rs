@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod expect;
+pub mod options;
 pub mod skypunch;
 pub mod targets;
 
@@ -74,6 +75,18 @@ pub struct TlsOptions {
     pub tls13_only: bool,
     /// Resume a TLS session made with the same origin earlier in the round.
     pub resume: bool,
+}
+
+/// One target of many (a targets file, or an endpoint of the catalog),
+/// ready to probe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name (unique in the file).
+    pub name: String,
+    /// What to do.
+    pub spec: Spec,
+    /// `enabled = false` in the file.
+    pub enabled: bool,
 }
 
 /// A fully validated probe: everything a request needs, no flag left to parse.

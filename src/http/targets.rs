@@ -9,21 +9,11 @@ use std::time::Duration;
 use clap::CommandFactory;
 use serde::{Deserialize, Serialize};
 
-use super::cli::Args;
-use super::Spec;
+use super::options::Args;
 use crate::cli::{Context, UsageError};
 use crate::report::{Record, Status, TraceStep};
 
-/// One target of a targets file, ready to probe.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// Its name (unique in the file).
-    pub name: String,
-    /// What to do.
-    pub spec: Spec,
-    /// `enabled = false` in the file.
-    pub enabled: bool,
-}
+pub use super::Target;
 
 /// Keys a target may have besides probe-http's own long options.
 const OWN_KEYS: &[&str] = &["name", "url", "labels", "timeout", "enabled", "headers"];
