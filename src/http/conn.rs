@@ -819,10 +819,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 return Ok(ServerCertVerified::assertion());
             }
         }
-        let chain: Vec<CertInfo> = std::iter::once(end_entity)
-            .chain(intermediates.iter())
-            .filter_map(|c| cert_info(c.as_ref()))
-            .collect();
+        let chain: Vec<CertInfo> = crate::net::cert::chain_facts(end_entity, intermediates);
         with_handshake(|p| p.chain = chain.clone());
         let Some(inner) = &self.inner else {
             return Ok(ServerCertVerified::assertion());

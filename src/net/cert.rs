@@ -27,6 +27,18 @@ impl CertInfo {
     }
 }
 
+/// The facts of a presented chain, leaf first (certificates that do not
+/// parse are left out).
+pub fn chain_facts(
+    end_entity: &rustls::pki_types::CertificateDer<'_>,
+    intermediates: &[rustls::pki_types::CertificateDer<'_>],
+) -> Vec<CertInfo> {
+    std::iter::once(end_entity)
+        .chain(intermediates.iter())
+        .filter_map(|c| cert_info(c.as_ref()))
+        .collect()
+}
+
 /// Parse a DER certificate into what a probe reports; `None` when it is
 /// not a certificate.
 pub fn cert_info(der: &[u8]) -> Option<CertInfo> {

@@ -13,7 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::cert::{cert_info, CertInfo};
+use super::cert::{chain_facts, CertInfo};
 
 /// What to trust.
 #[derive(Debug, Clone)]
@@ -158,10 +158,7 @@ impl ServerCertVerifier for Capture {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.chain = std::iter::once(end_entity)
-            .chain(intermediates.iter())
-            .filter_map(|c| cert_info(c.as_ref()))
-            .collect();
+        seen.chain = chain_facts(end_entity, intermediates);
         let Some(inner) = &self.inner else {
             return Ok(ServerCertVerified::assertion());
         };
