@@ -6,6 +6,7 @@
 //! it; probe-host and canary-peer will too.
 
 pub mod cert;
+pub mod scan;
 pub mod tls;
 
 use std::io::ErrorKind;
@@ -181,33 +182,43 @@ pub fn connect(addr: SocketAddr, deadline: Instant) -> Result<(TcpStream, Durati
     let start = Instant::now();
     let left = deadline.saturating_duration_since(start);
     if left.is_zero() {
-        return Err(Failed {
-            addr,
-            failure: ConnectFailure::TimedOut,
-            took: Duration::ZERO,
-            words: "timed out".into(),
-            error: None,
-        });
+        return Err(Failed::timed_out(addr, Duration::ZERO));
     }
     match TcpStream::connect_timeout(&addr, left) {
         Ok(stream) => Ok((stream, start.elapsed())),
-        Err(e) => {
-            let failure = ConnectFailure::of(&e);
-            let words = match failure {
-                ConnectFailure::Refused => "connection refused".to_string(),
-                ConnectFailure::Reset => "connection reset".to_string(),
-                ConnectFailure::TimedOut => "timed out".to_string(),
-                ConnectFailure::HostUnreachable => "host unreachable".to_string(),
-                ConnectFailure::NetworkUnreachable => "network unreachable".to_string(),
-                ConnectFailure::Other => e.to_string(),
-            };
-            Err(Failed {
-                addr,
-                failure,
-                took: start.elapsed(),
-                words,
-                error: Some(e),
-            })
+        Err(e) => Err(Failed::of(addr, e, start.elapsed())),
+    }
+}
+
+impl Failed {
+    /// A connect to `addr` that the kernel failed with `e` after `took`.
+    pub fn of(addr: SocketAddr, e: std::io::Error, took: Duration) -> Failed {
+        let failure = ConnectFailure::of(&e);
+        let words = match failure {
+            ConnectFailure::Refused => "connection refused".to_string(),
+            ConnectFailure::Reset => "connection reset".to_string(),
+            ConnectFailure::TimedOut => "timed out".to_string(),
+            ConnectFailure::HostUnreachable => "host unreachable".to_string(),
+            ConnectFailure::NetworkUnreachable => "network unreachable".to_string(),
+            ConnectFailure::Other => e.to_string(),
+        };
+        Failed {
+            addr,
+            failure,
+            took,
+            words,
+            error: Some(e),
+        }
+    }
+
+    /// A connect to `addr` the deadline ended after `took`.
+    pub fn timed_out(addr: SocketAddr, took: Duration) -> Failed {
+        Failed {
+            addr,
+            failure: ConnectFailure::TimedOut,
+            took,
+            words: "timed out".into(),
+            error: None,
         }
     }
 }
