@@ -122,8 +122,8 @@ impl Sink for MasakariSink {
         let deadline = Instant::now() + timeout;
         let mut trace = Vec::new();
         // The session's agent holds the cloud's cacert and verify settings
-        // for the instance-ha endpoint as for Keystone; a 401 to a cached
-        // token gets one fresh token.
+        // for the instance-ha endpoint as for Keystone; a 401 gets one
+        // fresh token.
         let answer = crate::openstack::masakari::Masakari(&self.session)
             .notify(&body, deadline, &mut trace)
             .map_err(|e| match e {

@@ -279,7 +279,8 @@ pub fn join(base: &str, path: &str) -> String {
     if path.is_empty() {
         base.to_string()
     } else if path.starts_with('?') {
-        format!("{}{path}", base.trim_end_matches('/'))
+        // A query alone goes on the endpoint exactly as the catalog has it.
+        format!("{base}{path}")
     } else {
         format!(
             "{}/{}",
@@ -853,7 +854,8 @@ mod tests {
             join("http://n/v2.1", "servers?x=1"),
             "http://n/v2.1/servers?x=1"
         );
-        assert_eq!(join("http://n/v2.1/", "?a=b"), "http://n/v2.1?a=b");
+        assert_eq!(join("http://n/v2.1/", "?a=b"), "http://n/v2.1/?a=b");
+        assert_eq!(join("http://n/v2.1", "?a=b"), "http://n/v2.1?a=b");
         assert_eq!(join("http://n/v2.1", ""), "http://n/v2.1");
         assert_eq!(query_value("compute 1/é"), "compute%201%2F%C3%A9");
     }
