@@ -31,6 +31,7 @@ Examples:
   probe-http --targets api.toml --insecure --no-tls-resume   # flags apply to every target
   probe-http --os-cloud prod --os-service compute --os-microversion compute=2.53
   probe-http --os-cloud prod --os-endpoints --format table   # every endpoint in the catalog
+  probe-http --os-cloud prod --os-service compute --os-endpoint-override compute=https://nova.internal:8774/v2.1
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files).
 

@@ -27,6 +27,7 @@ Examples:
   watch-procs --config procs.toml --every 5s | notify --slack \"$SLACK_URL\" --state /var/lib/skyprobe/n.json
   probe-http https://api.example/ | notify --email ops@example.com --smtp mail.example:587 --smtp-from skyprobe@example.com
   watch-domains --follow 1h | notify --masakari --os-cloud prod --state /var/lib/skyprobe/masakari.json
+  watch-procs -C nova-compute | notify --masakari --os-cloud prod --os-interface internal --state /var/lib/skyprobe/masakari.json
   notify --config notify.toml --state n.json --retry-only     # deliver what is spooled, read nothing
   notify --config notify.toml --dry-run < records.jsonl       # what would be sent
   notify history --state /var/lib/skyprobe/notify.json probe-http/mon1/nova-api
