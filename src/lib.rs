@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod domains;
 pub mod files;
+pub mod host;
 pub mod http;
 pub mod net;
 pub mod notify;

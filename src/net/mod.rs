@@ -6,6 +6,7 @@
 //! it; probe-host and canary-peer will too.
 
 pub mod cert;
+pub mod icmp;
 pub mod scan;
 pub mod tls;
 

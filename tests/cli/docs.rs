@@ -9,6 +9,7 @@ use clap::CommandFactory;
 fn commands() -> Vec<clap::Command> {
     vec![
         skyprobe::http::cli::Args::command(),
+        skyprobe::host::cli::Args::command(),
         skyprobe::procs::cli::Args::command(),
         skyprobe::notify::cli::Args::command(),
         skyprobe::notify::cli::HistoryArgs::command(),

@@ -101,13 +101,26 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
             srv.addr.port()
         )
     };
+    let host_example = root().join("examples/icinga2/probe-host.conf");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let host_service = |name: &str, port: u16| {
+        format!(
+            "object Service \"{name}\" {{\n  host_name = \"api\"\n  check_command = \"skyprobe-host\"\n  check_interval = 1s\n  retry_interval = 1s\n  vars.skyprobe_bin_dir = \"{}\"\n  vars.probe_host_ports = \"{port}\"\n}}\n",
+            bin_dir().display()
+        )
+    };
     let config = format!(
-        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n  service_format_template = \"SERVICEDESC::$service.name$\\tSERVICESTATE::$service.state$\\tSERVICEPERFDATA::$service.perfdata$\\tSERVICEOUTPUT::$service.output$\"\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
+        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n  service_format_template = \"SERVICEDESC::$service.name$\\tSERVICESTATE::$service.state$\\tSERVICEPERFDATA::$service.perfdata$\\tSERVICEOUTPUT::$service.output$\"\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
         example.display(),
+        host_example.display(),
         service("up", "/"),
         service("slow", "/slow"),
         service("down", "/down"),
-    );
+    ) + &host_service("port-open", srv.addr.port())
+        + &host_service("port-refused", closed);
     let conf = dir.write("icinga2.conf", &config);
     let defines = [
         format!("-DDataDir={d}/data"),
@@ -159,7 +172,10 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
                 .iter()
                 .any(|l| l.contains(&format!("SERVICEDESC::{name}\t")))
         };
-        if seen("up") && seen("slow") && seen("down") {
+        if ["up", "slow", "down", "port-open", "port-refused"]
+            .iter()
+            .all(|n| seen(n))
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -187,6 +203,24 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
             perf.contains(";0.2") && perf.contains(";5;0;"),
             "thresholds carried: {perf}"
         );
+    }
+    for (name, state) in [("port-open", "OK"), ("port-refused", "CRITICAL")] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!("SERVICEDESC::{name}\t")))
+            .unwrap_or_else(|| panic!("no perfdata for {name}: {lines:?}"));
+        assert_eq!(field(line, "SERVICESTATE"), state, "{line}");
+        let output = field(line, "SERVICEOUTPUT");
+        assert!(
+            output.starts_with(&format!("HOST {state} - tcp ")),
+            "{line}"
+        );
+        if state == "OK" {
+            assert!(
+                field(line, "SERVICEPERFDATA").starts_with("time="),
+                "{line}"
+            );
+        }
     }
 }
 
@@ -342,7 +376,7 @@ fn cron_lines_run_in_crons_own_environment() {
         .status();
     let bins = dir.0.join("bin");
     std::fs::create_dir_all(&bins).expect("mkdir");
-    for bin in ["probe-http", "watch-domains"] {
+    for bin in ["probe-http", "probe-host", "watch-domains"] {
         let from = bin_dir().join(bin);
         if from.exists() {
             std::fs::copy(&from, bins.join(bin)).expect("copy");
@@ -353,7 +387,8 @@ fn cron_lines_run_in_crons_own_environment() {
         .arg(&bins)
         .status();
     let mut ran = 0;
-    for file in ["probe-http.cron", "watch-domains.cron"] {
+    let computes = dir.write("computes.txt", "127.0.0.1\n");
+    for file in ["probe-http.cron", "probe-host.cron", "watch-domains.cron"] {
         let (env, jobs) = read_cron(&root().join("examples/cron").join(file));
         for job in jobs {
             if job.command.starts_with("watch-domains") && !bins.join("watch-domains").exists() {
@@ -369,6 +404,7 @@ fn cron_lines_run_in_crons_own_environment() {
                     "/var/lib/prometheus/node-exporter",
                     &textfile.display().to_string(),
                 )
+                .replace("/etc/skyprobe/computes.txt", &computes)
                 .replace("/var/log/skyprobe", &logs.display().to_string())
                 .replace("/var/lib/skyprobe", &state.display().to_string())
                 .replace(
@@ -411,6 +447,9 @@ fn cron_lines_run_in_crons_own_environment() {
     assert!(prom.contains("skyprobe_"), "{prom}");
     let log = std::fs::read_to_string(logs.join("http.jsonl")).expect("the log");
     assert!(log.contains("\"check\":\"probe-http\""), "{log}");
+    let log = std::fs::read_to_string(logs.join("hosts.jsonl")).expect("the hosts log");
+    assert!(log.contains("\"check\":\"probe-host\""), "{log}");
+    assert!(log.contains("\"socket\":\"raw\""), "root's ICMP: {log}");
 }
 
 #[test]

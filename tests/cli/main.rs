@@ -7,6 +7,7 @@ mod examples;
 mod keystone;
 mod notify;
 mod openstack;
+mod probe_host;
 mod probe_http;
 mod schema;
 mod security;

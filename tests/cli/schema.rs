@@ -130,3 +130,40 @@ fn schema_rejects_a_record_missing_status() {
         "summary": "s", "duration_ms": 1.0, "metrics": [], "trace": [], "details": {}, "labels": {}});
     assert!(!v.is_valid(&bad));
 }
+
+#[test]
+fn probe_host_output_matches_the_schema() {
+    let v = validator();
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = open.local_addr().expect("addr").port().to_string();
+    // Ports open and refused, per-port records, labels; ICMP as root.
+    assert_valid(
+        &v,
+        &run(
+            crate::probe_host::PROBE_HOST,
+            &[
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &format!("{port},1"),
+                "--icmp",
+                "-n",
+                "2",
+                "-I",
+                "5ms",
+                "--per-port",
+                "--label",
+                "k=v",
+            ],
+        )
+        .stdout,
+    );
+    assert_valid(
+        &v,
+        &run(
+            crate::probe_host::PROBE_HOST,
+            &["-H", "skyprobe-test.invalid"],
+        )
+        .stdout,
+    );
+}

@@ -1,0 +1,1121 @@
+//! probe-host's flags and one round: resolve every host once, then TCP
+//! ports (one mio loop) and ICMP echo (one socket per family) at the same
+//! time, then one record per host in input order.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use super::tcp::{speak, Dialog, Spoken};
+use super::{parse_high_pair, parse_icmp_limit, parse_low_pair, parse_ports, HostSpec};
+use crate::cli::{Common, Context, Tool, UsageError};
+use crate::net::icmp::{ping_all, EchoStats, Echoes, Pacing, SocketChoice};
+use crate::net::tls::Trust;
+use crate::net::{ConnectFailure, ResolveFailure};
+use crate::report::{Metric, Record, Status, TraceStep};
+use crate::threshold::{Range, Thresholds};
+
+/// The `check` of probe-host's records.
+pub const CHECK: &str = "probe-host";
+
+const EXAMPLES: &str = "\
+Examples:
+  probe-host -H 10.0.0.5                                  # ICMP echo, check_icmp's defaults
+  probe-host -H compute-1 -p 22,111,16509                 # three ports, open/refused/reset/timeout
+  probe-host -H compute-1 -p 22,16509 --icmp -w 200,40% -c 500,80%
+  probe-host --hosts computes.txt -p 22 -t 2 --format table
+  probe-host --hosts computes.toml --per-port --format nagios
+  probe-host -H mail.example -p 25 -e '220 ' -q 'QUIT\\r\\n' -E
+  probe-host -H api.example -p 443 -S -D 30,7             # TLS, certificate days left
+  probe-host -H 10.0.0.5 -n 20 -I 50ms --jitter 10,30 --mos 4,3.5
+  probe-host -H db.example --all-addresses -m 1            # alive if any address answers
+  probe-host --hosts racks.txt -p 22 --every 30s | notify --config notifiers.toml
+
+Thresholds: with ICMP, -w/-c take check_icmp's RTA,PL% (ms unless a unit is given, e.g.
+200,40%); with ports alone, check_tcp's response time in seconds (a Nagios range). With
+both, --connect-warning/--connect-critical give the ports' limits.
+
+ICMP needs either the unprivileged datagram socket (the process's group within
+net.ipv4.ping_group_range, e.g. sysctl -w net.ipv4.ping_group_range='0 2147483647') or
+a raw socket (root or CAP_NET_RAW: setcap cap_net_raw+ep probe-host). Without either
+the ICMP part is UNKNOWN and says which is missing.
+
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files, no ICMP socket).";
+
+/// Which ICMP socket to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketFlag {
+    /// The unprivileged datagram socket, else the raw one.
+    Auto,
+    /// Only the datagram socket (net.ipv4.ping_group_range).
+    Datagram,
+    /// Only the raw socket (CAP_NET_RAW).
+    Raw,
+}
+
+/// Is a host alive? TCP ports on every host at once and ICMP echo, one
+/// record per host; exits like a Nagios plugin.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "probe-host", version, after_help = EXAMPLES, max_term_width = 100, args_override_self = true)]
+pub struct Args {
+    /// Host name or address to probe (repeatable).
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// File of hosts: one name or address per line, or TOML ([[host]] with name,
+    /// address, ports, labels).
+    #[arg(long = "hosts", value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Probe every address a name resolves to, not only the first.
+    #[arg(long)]
+    pub all_addresses: bool,
+
+    /// TCP ports to connect to on every host: 22,111,16509 and ranges 8000-8010
+    /// (repeatable).
+    #[arg(short = 'p', long = "port", value_name = "PORTS", value_parser = parse_ports)]
+    pub ports: Vec<Vec<u16>>,
+
+    /// Send ICMP echoes too when ports are given (ICMP is the default without -p).
+    #[arg(long)]
+    pub icmp: bool,
+
+    /// ICMP echoes per address.
+    #[arg(short = 'n', long = "packets", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub packets: u16,
+
+    /// Least time between any two echoes sent, to any host (fping -i).
+    #[arg(short = 'i', long = "interval", value_name = "DURATION", default_value = "1ms",
+          value_parser = crate::units::parse_duration)]
+    pub interval: Duration,
+
+    /// Least time between two echoes to the same address (fping -p; check_icmp -i).
+    #[arg(short = 'I', long = "target-interval", value_name = "DURATION", default_value = "80ms",
+          value_parser = crate::units::parse_duration)]
+    pub target_interval: Duration,
+
+    /// How long an echo reply may take; a later one counts as lost.
+    #[arg(long = "icmp-wait", value_name = "DURATION", default_value = "1s",
+          value_parser = crate::units::parse_duration)]
+    pub icmp_wait: Duration,
+
+    /// ICMP payload bytes.
+    #[arg(short = 'b', long = "size", value_name = "BYTES", default_value_t = 56,
+          value_parser = clap::value_parser!(u16).range(12..=65000))]
+    pub size: u16,
+
+    /// Which ICMP socket to use.
+    #[arg(
+        long = "icmp-socket",
+        value_enum,
+        value_name = "KIND",
+        default_value = "auto"
+    )]
+    pub icmp_socket: SocketFlag,
+
+    /// Warning: with ICMP, RTA,PL% (e.g. 200,40%) [default: 200,40%]; with ports alone,
+    /// response time in seconds (Nagios range).
+    #[arg(short = 'w', long = "warning", value_name = "LIMIT")]
+    pub warning: Option<String>,
+
+    /// Critical: with ICMP, RTA,PL% (e.g. 500,80%) [default: 500,80%]; with ports alone,
+    /// response time in seconds (Nagios range).
+    #[arg(short = 'c', long = "critical", value_name = "LIMIT")]
+    pub critical: Option<String>,
+
+    /// Ports' response time warning in seconds, when ICMP runs too.
+    #[arg(long, value_name = "RANGE")]
+    pub connect_warning: Option<String>,
+
+    /// Ports' response time critical in seconds, when ICMP runs too.
+    #[arg(long, value_name = "RANGE")]
+    pub connect_critical: Option<String>,
+
+    /// ICMP jitter limits in ms, WARN,CRIT (alert above).
+    #[arg(long, value_name = "WARN,CRIT")]
+    pub jitter: Option<String>,
+
+    /// ICMP mean opinion score limits, WARN,CRIT (alert below; 1-5).
+    #[arg(long, value_name = "WARN,CRIT")]
+    pub mos: Option<String>,
+
+    /// ICMP score (the E-model's R, 0-100) limits, WARN,CRIT (alert below).
+    #[arg(long, value_name = "WARN,CRIT")]
+    pub score: Option<String>,
+
+    /// At least N of a host's addresses must be alive (implies --all-addresses).
+    #[arg(short = 'm', long = "min-alive", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub min_alive: Option<u16>,
+
+    /// Text to send on each open port (check_tcp -s).
+    #[arg(short = 's', long = "send", value_name = "TEXT")]
+    pub send: Option<String>,
+
+    /// Text the port's answer must contain (repeatable; any one, or all with -A).
+    #[arg(short = 'e', long = "expect", value_name = "TEXT")]
+    pub expect: Vec<String>,
+
+    /// Every -e text must come, not any one.
+    #[arg(short = 'A', long = "all")]
+    pub expect_all: bool,
+
+    /// State when the answer lacks the -e text.
+    #[arg(short = 'M', long = "mismatch", value_name = "STATE", default_value = "warning",
+          value_parser = parse_state)]
+    pub mismatch: Status,
+
+    /// Text to send before closing (check_tcp -q).
+    #[arg(short = 'q', long = "quit", value_name = "TEXT")]
+    pub quit: Option<String>,
+
+    /// State of a refused port.
+    #[arg(short = 'r', long = "refuse", value_name = "STATE", default_value = "critical",
+          value_parser = parse_state)]
+    pub refused: Status,
+
+    /// TLS handshake on each open port (check_tcp -S).
+    #[arg(short = 'S', long = "ssl")]
+    pub ssl: bool,
+
+    /// With -S: minimum days left on the certificate chain, WARN[,CRIT].
+    #[arg(
+        short = 'D',
+        long = "certificate",
+        value_name = "WARN[,CRIT]",
+        requires = "ssl"
+    )]
+    pub certificate: Option<String>,
+
+    /// With -S: trust only the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "ssl")]
+    pub ca_file: Option<PathBuf>,
+
+    /// With -S: do not verify the chain (it is still read for -D).
+    #[arg(long, requires = "ssl")]
+    pub insecure: bool,
+
+    /// Read \n, \r, \t, \\ and \0 in -s and -q (check_tcp -E).
+    #[arg(short = 'E', long = "escape")]
+    pub escape: bool,
+
+    /// Keep what the server sent out of records (check_tcp -j).
+    #[arg(short = 'j', long = "jail")]
+    pub jail: bool,
+
+    /// Read at most this many bytes of each answer.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub max_bytes: usize,
+
+    /// A record for each port too, besides the one per host.
+    #[arg(long)]
+    pub per_port: bool,
+
+    /// TCP connects in flight at most.
+    #[arg(long, value_name = "N", default_value_t = crate::net::scan::IN_FLIGHT as u32,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub in_flight: u32,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+fn parse_state(text: &str) -> Result<Status, String> {
+    Status::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a state (ok, warning, critical, unknown)"))
+}
+
+/// What `prepare` makes of the flags.
+pub struct Run {
+    hosts: Vec<HostSpec>,
+    ports: Vec<u16>,
+    icmp: bool,
+    pacing: Pacing,
+    icmp_limits: IcmpLimits,
+    connect: Thresholds,
+    cert_days: Option<(f64, Option<f64>)>,
+    dialog: Dialog,
+    min_alive: Option<usize>,
+}
+
+#[derive(Default)]
+struct IcmpLimits {
+    rta: Thresholds,
+    pl: Thresholds,
+    jitter: Thresholds,
+    mos: Thresholds,
+    score: Thresholds,
+}
+
+fn usage(what: &str, e: impl std::fmt::Display) -> UsageError {
+    UsageError::new(format!("{what}: {e}"))
+}
+
+impl Args {
+    fn icmp_limits(&self) -> Result<IcmpLimits, UsageError> {
+        let w = parse_icmp_limit(self.warning.as_deref().unwrap_or("200,40%"))
+            .map_err(|e| usage("-w", e))?;
+        let c = parse_icmp_limit(self.critical.as_deref().unwrap_or("500,80%"))
+            .map_err(|e| usage("-c", e))?;
+        // One of the two given alone keeps the other's default, as check_icmp.
+        let (dw, dc) = (parse_icmp_limit("200,40%"), parse_icmp_limit("500,80%"));
+        let (dw, dc) = (dw.unwrap_or_default(), dc.unwrap_or_default());
+        let pair = |text: &Option<String>,
+                    parse: fn(&str) -> Result<(Range, Range), String>,
+                    flag: &str| {
+            text.as_deref()
+                .map(|t| parse(t).map_err(|e| usage(flag, e)))
+                .transpose()
+                .map(|p| {
+                    p.map(|(w, c)| Thresholds {
+                        warn: Some(w),
+                        crit: Some(c),
+                    })
+                    .unwrap_or_default()
+                })
+        };
+        Ok(IcmpLimits {
+            rta: Thresholds {
+                warn: w.rta.or(dw.rta),
+                crit: c.rta.or(dc.rta),
+            },
+            pl: Thresholds {
+                warn: w.pl.or(dw.pl),
+                crit: c.pl.or(dc.pl),
+            },
+            jitter: pair(&self.jitter, parse_high_pair, "--jitter")?,
+            mos: pair(&self.mos, parse_low_pair, "--mos")?,
+            score: pair(&self.score, parse_low_pair, "--score")?,
+        })
+    }
+
+    fn text(&self, flag: &str, text: &Option<String>) -> Result<Option<Vec<u8>>, UsageError> {
+        text.as_ref()
+            .map(|t| {
+                if self.escape {
+                    super::unescape(t)
+                        .map(String::into_bytes)
+                        .map_err(|e| usage(flag, e))
+                } else {
+                    Ok(t.clone().into_bytes())
+                }
+            })
+            .transpose()
+    }
+}
+
+impl Tool for Args {
+    const CHECK: &'static str = CHECK;
+    const LABEL: &'static str = "HOST";
+    type Run = Run;
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn prepare(&mut self) -> Result<Run, UsageError> {
+        let mut hosts: Vec<HostSpec> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let h = h.trim();
+                if h.is_empty() || h.contains(char::is_whitespace) {
+                    Err(usage("-H", format!("{h:?} is not a host name or address")))
+                } else {
+                    Ok(HostSpec::plain(h))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(path) = &self.hosts_file {
+            hosts.extend(super::read_hosts(path)?);
+        }
+        if hosts.is_empty() {
+            return Err(UsageError::new(
+                "no host to probe: give -H HOST or --hosts FILE",
+            ));
+        }
+        let mut ports = Vec::new();
+        for p in self.ports.iter().flatten() {
+            if !ports.contains(p) {
+                ports.push(*p);
+            }
+        }
+        let any_ports = !ports.is_empty()
+            || hosts
+                .iter()
+                .any(|h| h.ports.as_ref().is_some_and(|p| !p.is_empty()));
+        let icmp = self.icmp || !any_ports;
+        let icmp_limits = self.icmp_limits()?;
+        let connect = if icmp {
+            Thresholds::parse(
+                self.connect_warning.as_deref(),
+                self.connect_critical.as_deref(),
+            )
+            .map_err(|e| usage("--connect-warning/--connect-critical", e))?
+        } else {
+            Thresholds::parse(
+                self.connect_warning.as_deref().or(self.warning.as_deref()),
+                self.connect_critical
+                    .as_deref()
+                    .or(self.critical.as_deref()),
+            )
+            .map_err(|e| usage("-w/-c (response time in seconds)", e))?
+        };
+        let cert_days = match &self.certificate {
+            None => None,
+            Some(text) => {
+                let mut parts = text.split(',');
+                let number = |p: Option<&str>| -> Result<Option<f64>, UsageError> {
+                    p.map(|p| {
+                        p.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v >= 0.0)
+                            .ok_or_else(|| usage("-D", format!("{text:?} is not DAYS[,DAYS]")))
+                    })
+                    .transpose()
+                };
+                let warn = number(parts.next())?.unwrap_or(0.0);
+                let crit = number(parts.next())?;
+                if parts.next().is_some() {
+                    return Err(usage("-D", format!("{text:?} is not DAYS[,DAYS]")));
+                }
+                Some((warn, crit))
+            }
+        };
+        let tls = if self.ssl {
+            Some(if self.insecure {
+                Trust::Nothing
+            } else if let Some(path) = &self.ca_file {
+                let pem = crate::files::read_bounded(path, 4 * 1024 * 1024)
+                    .map_err(|e| usage(&format!("--ca-file {}", path.display()), e))?;
+                let roots = crate::net::tls::roots_from_pem(&pem)
+                    .map_err(|e| usage(&format!("--ca-file {}", path.display()), e))?;
+                Trust::Roots(Arc::new(roots))
+            } else {
+                Trust::Roots(Arc::new(crate::net::tls::builtin_roots()))
+            })
+        } else {
+            None
+        };
+        let dialog = Dialog {
+            tls,
+            send: self.text("-s", &self.send)?,
+            expect: self.expect.iter().map(|e| e.clone().into_bytes()).collect(),
+            expect_all: self.expect_all,
+            quit: self.text("-q", &self.quit)?,
+            max_bytes: self.max_bytes.max(1),
+        };
+        Ok(Run {
+            hosts,
+            ports,
+            icmp,
+            pacing: Pacing {
+                count: self.packets,
+                gap: self.interval,
+                per_target: self.target_interval,
+                wait: self.icmp_wait,
+                payload: usize::from(self.size),
+                socket: match self.icmp_socket {
+                    SocketFlag::Auto => SocketChoice::Auto,
+                    SocketFlag::Datagram => SocketChoice::Datagram,
+                    SocketFlag::Raw => SocketChoice::Raw,
+                },
+            },
+            icmp_limits,
+            connect,
+            cert_days,
+            dialog,
+            min_alive: self.min_alive.map(usize::from),
+        })
+    }
+
+    fn run(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        self.round(run, ctx)
+    }
+
+    fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        run.hosts
+            .iter()
+            .map(|h| {
+                let mut r = Record::new(
+                    CHECK,
+                    &h.address,
+                    ctx.timeout_state,
+                    "still probing at the deadline",
+                );
+                r.name = h.name.clone();
+                r.labels = h.labels.clone();
+                r
+            })
+            .collect()
+    }
+}
+
+/// A host's addresses, or why it has none.
+type Resolved = Result<(Vec<IpAddr>, Duration), crate::net::Unresolved>;
+
+/// One TCP connect's end, and the dialog after it.
+struct PortResult {
+    addr: SocketAddr,
+    connect: Result<Duration, crate::net::Failed>,
+    spoken: Option<Spoken>,
+}
+
+impl Args {
+    fn round(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        let started = Instant::now();
+        let deadline = ctx.deadline;
+        // Every name resolved once, however many hosts share it.
+        let mut names: Vec<&str> = run.hosts.iter().map(|h| h.address.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let looked_up: Vec<Resolved> = crate::pool::run_all(
+            &names,
+            ctx,
+            32,
+            &|name: &&str| {
+                crate::net::resolve(name, 0, deadline).map(|(addrs, took)| {
+                    let mut ips: Vec<IpAddr> = Vec::new();
+                    for a in addrs {
+                        let ip = a.ip();
+                        let family_ok =
+                            (!self.ipv4 || ip.is_ipv4()) && (!self.ipv6 || ip.is_ipv6());
+                        if family_ok && !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
+                    }
+                    (ips, took)
+                })
+            },
+            &|_| {
+                Err(crate::net::Unresolved {
+                    failure: ResolveFailure::TimedOut,
+                    took: Duration::ZERO,
+                    words: "lookup not started before the deadline".into(),
+                })
+            },
+        );
+        let resolved: BTreeMap<&str, &Resolved> =
+            names.iter().copied().zip(looked_up.iter()).collect();
+        let every_address = self.all_addresses || run.min_alive.is_some();
+        let addresses_of = |h: &HostSpec| -> Vec<IpAddr> {
+            match resolved.get(h.address.as_str()) {
+                Some(Ok((ips, _))) if every_address => ips.clone(),
+                Some(Ok((ips, _))) => ips.iter().take(1).copied().collect(),
+                _ => Vec::new(),
+            }
+        };
+        let host_ports =
+            |h: &HostSpec| -> Vec<u16> { h.ports.clone().unwrap_or_else(|| run.ports.clone()) };
+        // Every (address, port) in one connect loop.
+        let mut sockets: Vec<SocketAddr> = Vec::new();
+        let mut icmp_addrs: Vec<IpAddr> = Vec::new();
+        for h in &run.hosts {
+            for ip in addresses_of(h) {
+                for p in host_ports(h) {
+                    sockets.push(SocketAddr::new(ip, p));
+                }
+                if run.icmp && !icmp_addrs.contains(&ip) {
+                    icmp_addrs.push(ip);
+                }
+            }
+        }
+        let server_names: BTreeMap<IpAddr, &str> = run
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                addresses_of(h)
+                    .into_iter()
+                    .map(move |ip| (ip, h.address.as_str()))
+            })
+            .collect();
+        let (port_results, echoes) = std::thread::scope(|scope| {
+            let tcp = scope.spawn(|| {
+                let outcomes =
+                    crate::net::scan::connect_all(&sockets, deadline, self.in_flight as usize);
+                let outcomes: Vec<(SocketAddr, crate::net::scan::Outcome)> =
+                    sockets.iter().copied().zip(outcomes).collect();
+                if run.dialog.is_empty() {
+                    return outcomes
+                        .into_iter()
+                        .map(|(addr, o)| PortResult {
+                            addr,
+                            connect: o.map(|(_, took)| took),
+                            spoken: None,
+                        })
+                        .collect::<Vec<_>>();
+                }
+                let items: Vec<std::sync::Mutex<Option<(SocketAddr, crate::net::scan::Outcome)>>> =
+                    outcomes
+                        .into_iter()
+                        .map(|o| std::sync::Mutex::new(Some(o)))
+                        .collect();
+                crate::pool::run_all(
+                    &items,
+                    ctx,
+                    64,
+                    &|slot| {
+                        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        match taken {
+                            Some((addr, Ok((stream, took)))) => {
+                                let name = server_names.get(&addr.ip()).copied().unwrap_or("");
+                                let name = if name.parse::<IpAddr>().is_ok() || name.is_empty() {
+                                    addr.ip().to_string()
+                                } else {
+                                    name.to_string()
+                                };
+                                PortResult {
+                                    addr,
+                                    connect: Ok(took),
+                                    spoken: Some(speak(stream, &name, &run.dialog, deadline)),
+                                }
+                            }
+                            Some((addr, Err(f))) => PortResult {
+                                addr,
+                                connect: Err(f),
+                                spoken: None,
+                            },
+                            None => PortResult {
+                                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                                connect: Err(crate::net::Failed::timed_out(
+                                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                                    Duration::ZERO,
+                                )),
+                                spoken: None,
+                            },
+                        }
+                    },
+                    &|slot| {
+                        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        let addr = taken.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |(a, _)| a);
+                        PortResult {
+                            addr,
+                            connect: Err(crate::net::Failed::timed_out(addr, Duration::ZERO)),
+                            spoken: None,
+                        }
+                    },
+                )
+            });
+            let echoes = if icmp_addrs.is_empty() {
+                Vec::new()
+            } else {
+                ping_all(&icmp_addrs, &run.pacing, deadline)
+            };
+            let ports = tcp.join().unwrap_or_default();
+            (ports, echoes)
+        });
+        let echoes: BTreeMap<IpAddr, &Echoes> =
+            icmp_addrs.iter().copied().zip(echoes.iter()).collect();
+        let mut ports_by: BTreeMap<SocketAddr, &PortResult> = BTreeMap::new();
+        for p in &port_results {
+            ports_by.entry(p.addr).or_insert(p);
+        }
+        let mut records = Vec::new();
+        for h in &run.hosts {
+            let resolve = resolved.get(h.address.as_str()).copied();
+            let addrs = addresses_of(h);
+            let host_records = self.host_record(
+                run,
+                ctx,
+                h,
+                resolve,
+                &addrs,
+                &host_ports(h),
+                &echoes,
+                &ports_by,
+                started,
+            );
+            records.extend(host_records);
+        }
+        records
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn host_record(
+        &self,
+        run: &Run,
+        ctx: &Context,
+        h: &HostSpec,
+        resolve: Option<&Resolved>,
+        addrs: &[IpAddr],
+        ports: &[u16],
+        echoes: &BTreeMap<IpAddr, &Echoes>,
+        ports_by: &BTreeMap<SocketAddr, &PortResult>,
+        started: Instant,
+    ) -> Vec<Record> {
+        let mut record = Record::new(CHECK, &h.address, Status::Ok, "");
+        record.name = h.name.clone();
+        record.labels = h.labels.clone();
+        let finish = |mut r: Record| {
+            r.duration_ms = crate::report::round_ms(started.elapsed());
+            r
+        };
+        match resolve {
+            Some(Ok((ips, took))) => {
+                let shown: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+                record.trace.push(TraceStep::new(
+                    "resolve",
+                    !ips.is_empty(),
+                    *took,
+                    Some(shown.join(", ")),
+                ));
+                if ips.is_empty() {
+                    record.status = Status::Unknown;
+                    let family = if self.ipv4 { "IPv4" } else { "IPv6" };
+                    record.summary = format!("no {family} address for {}", h.address);
+                    return vec![finish(record)];
+                }
+            }
+            Some(Err(u)) => {
+                record.trace.push(TraceStep::new(
+                    "resolve",
+                    false,
+                    u.took,
+                    Some(u.words.clone()),
+                ));
+                record.status = match u.failure {
+                    ResolveFailure::NotFound => Status::Unknown,
+                    ResolveFailure::TimedOut => ctx.timeout_state,
+                    ResolveFailure::Other => Status::Critical,
+                };
+                record.summary = format!("{}: {}", h.address, u.words);
+                return vec![finish(record)];
+            }
+            None => {
+                record.status = Status::Unknown;
+                record.summary = format!("{}: not resolved", h.address);
+                return vec![finish(record)];
+            }
+        }
+        record.detail(
+            "addresses",
+            addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        );
+        let prefix = |ip: &IpAddr| {
+            if addrs.len() > 1 {
+                format!("{ip}_")
+            } else {
+                String::new()
+            }
+        };
+        let mut per_address: Vec<(IpAddr, Status, bool)> = Vec::new();
+        let mut words: Vec<String> = Vec::new();
+        let mut icmp_details = Vec::new();
+        let mut port_details = Vec::new();
+        let mut port_records = Vec::new();
+        for ip in addrs {
+            let mut status = Status::Ok;
+            let mut alive = false;
+            let mut parts: Vec<String> = Vec::new();
+            if run.icmp {
+                if let Some(e) = echoes.get(ip) {
+                    let (s, said, is_alive, detail) =
+                        self.icmp_part(run, e, &prefix(ip), &mut record);
+                    status = status.max(s);
+                    alive |= is_alive;
+                    parts.push(said);
+                    let mut detail = detail;
+                    detail.insert("address".into(), json!(ip.to_string()));
+                    icmp_details.push(serde_json::Value::Object(detail));
+                }
+            }
+            let mut port_words = Vec::new();
+            for &port in ports {
+                let addr = SocketAddr::new(*ip, port);
+                let Some(result) = ports_by.get(&addr) else {
+                    continue;
+                };
+                let (s, said, open, detail, step) =
+                    self.port_part(run, ctx, result, &prefix(ip), ports.len(), &mut record);
+                status = status.max(s);
+                alive |= open;
+                port_words.push(said.clone());
+                record.trace.extend(step.iter().cloned());
+                if self.per_port {
+                    let target = match ip {
+                        IpAddr::V6(_) => format!("[{ip}]:{port}"),
+                        IpAddr::V4(_) => format!("{ip}:{port}"),
+                    };
+                    let mut r = Record::new(CHECK, &target, s, format!("tcp {said}"));
+                    r.name = format!("{}:{port}", h.name);
+                    r.labels = h.labels.clone();
+                    r.trace = step;
+                    r.details = detail.clone();
+                    port_records.push(r);
+                }
+                port_details.push(serde_json::Value::Object(detail));
+            }
+            if !port_words.is_empty() {
+                parts.push(format!("tcp {}", port_words.join(", ")));
+            }
+            let said = parts.join("; ");
+            words.push(if addrs.len() > 1 {
+                format!("{ip} {said}")
+            } else {
+                said
+            });
+            per_address.push((*ip, status, alive));
+        }
+        if !icmp_details.is_empty() {
+            record.detail("icmp", icmp_details);
+        }
+        if !port_details.is_empty() {
+            record.detail("ports", port_details);
+        }
+        let alive_count = per_address.iter().filter(|(_, _, a)| *a).count();
+        record.detail("alive_addresses", alive_count);
+        record.status = match run.min_alive {
+            // The N-th best address decides: N of them are at least that good.
+            Some(n) => {
+                let mut states: Vec<Status> = per_address.iter().map(|(_, s, _)| *s).collect();
+                states.sort();
+                if alive_count < n {
+                    Status::Critical
+                } else {
+                    states.get(n - 1).copied().unwrap_or(Status::Critical)
+                }
+            }
+            None => per_address
+                .iter()
+                .map(|(_, s, _)| *s)
+                .max()
+                .unwrap_or(Status::Ok),
+        };
+        let mut summary = words.join(" / ");
+        if let Some(n) = run.min_alive {
+            summary.push_str(&format!(
+                " ({alive_count} of {} addresses alive, need {n})",
+                addrs.len()
+            ));
+        }
+        record.summary = summary;
+        let mut out = vec![finish(record)];
+        out.extend(port_records.into_iter().map(finish));
+        out
+    }
+
+    fn icmp_part(
+        &self,
+        run: &Run,
+        e: &Echoes,
+        prefix: &str,
+        record: &mut Record,
+    ) -> (
+        Status,
+        String,
+        bool,
+        serde_json::Map<String, serde_json::Value>,
+    ) {
+        let mut detail = serde_json::Map::new();
+        if let Some(why) = &e.no_socket {
+            record.trace.push(TraceStep::new(
+                "icmp",
+                false,
+                Duration::ZERO,
+                Some(why.clone()),
+            ));
+            detail.insert("error".into(), json!(why));
+            return (
+                Status::Unknown,
+                format!("ICMP unknown: {why}"),
+                false,
+                detail,
+            );
+        }
+        let stats = EchoStats::of(&e.rtts);
+        let l = &run.icmp_limits;
+        let ms = |v: f64| (v * 1000.0).round() / 1000.0;
+        detail.insert("socket".into(), json!(e.socket.map(|s| s.as_str())));
+        detail.insert("sent".into(), json!(stats.sent));
+        detail.insert("received".into(), json!(stats.received));
+        detail.insert("loss_pct".into(), json!(ms(stats.loss_pct)));
+        detail.insert(
+            "rtts_ms".into(),
+            json!(e
+                .rtts
+                .iter()
+                .map(|r| r.map(|d| ms(d.as_secs_f64() * 1000.0)))
+                .collect::<Vec<_>>()),
+        );
+        if e.unsent > 0 {
+            detail.insert("unsent".into(), json!(e.unsent));
+        }
+        if e.duplicates > 0 {
+            detail.insert("duplicates".into(), json!(e.duplicates));
+        }
+        if e.late > 0 {
+            detail.insert("late".into(), json!(e.late));
+        }
+        if let Some(err) = &e.error {
+            detail.insert("error".into(), json!(err));
+        }
+        let with = |m: Metric, t: &Thresholds| {
+            let (w, c) = t.texts();
+            Metric {
+                warn: w,
+                crit: c,
+                ..m
+            }
+        };
+        let mut status = Status::Ok;
+        let mut said = Vec::new();
+        if stats.received == 0 {
+            status = Status::Critical;
+            let why = e.error.clone().unwrap_or_else(|| {
+                if stats.sent == 0 {
+                    "no echo sent before the deadline".into()
+                } else {
+                    format!("no reply to {} echoes", stats.sent)
+                }
+            });
+            said.push(format!("ICMP {why}, 100% lost"));
+        } else {
+            let rta = stats.rta_ms.unwrap_or(0.0);
+            status = status
+                .max(l.rta.status(rta))
+                .max(l.pl.status(stats.loss_pct));
+            said.push(format!(
+                "ICMP rta {:.3} ms, {}% lost",
+                rta,
+                crate::render::number(ms(stats.loss_pct))
+            ));
+            record.metrics.push(with(
+                Metric::new(format!("{prefix}rta"), ms(rta), "ms").min(0.0),
+                &l.rta,
+            ));
+            record.metrics.push(Metric::new(
+                format!("{prefix}rtmin"),
+                ms(stats.rtmin_ms.unwrap_or(0.0)),
+                "ms",
+            ));
+            record.metrics.push(Metric::new(
+                format!("{prefix}rtmax"),
+                ms(stats.rtmax_ms.unwrap_or(0.0)),
+                "ms",
+            ));
+            if let Some(j) = stats.jitter_ms {
+                let s = l.jitter.status(j);
+                status = status.max(s);
+                if l.jitter.warn.is_some() {
+                    said.push(format!("jitter {j:.3} ms"));
+                }
+                record.metrics.push(with(
+                    Metric::new(format!("{prefix}jitter"), ms(j), "ms").min(0.0),
+                    &l.jitter,
+                ));
+            }
+            if let Some(m) = stats.mos {
+                status = status.max(l.mos.status(m));
+                if l.mos.warn.is_some() {
+                    said.push(format!("MOS {m:.1}"));
+                }
+                let mut metric =
+                    with(Metric::new(format!("{prefix}mos"), ms(m), ""), &l.mos).min(0.0);
+                metric.max = Some(5.0);
+                record.metrics.push(metric);
+            }
+            if let Some(s) = stats.score {
+                status = status.max(l.score.status(s));
+                if l.score.warn.is_some() {
+                    said.push(format!("score {s:.1}"));
+                }
+                let mut metric =
+                    with(Metric::new(format!("{prefix}score"), ms(s), ""), &l.score).min(0.0);
+                metric.max = Some(100.0);
+                record.metrics.push(metric);
+            }
+        }
+        record.metrics.push(with(
+            Metric::new(format!("{prefix}pl"), ms(stats.loss_pct), "%").min(0.0),
+            &l.pl,
+        ));
+        let words = said.join(", ");
+        let took = Duration::from_secs_f64(stats.rta_ms.unwrap_or(0.0) / 1000.0);
+        record.trace.push(TraceStep::new(
+            "icmp",
+            stats.received > 0,
+            took,
+            Some(format!(
+                "{} of {} replies via the {} socket{}",
+                stats.received,
+                stats.sent,
+                e.socket.map_or("no", |s| s.as_str()),
+                if e.unsent > 0 {
+                    format!(", {} not sent before the deadline", e.unsent)
+                } else {
+                    String::new()
+                }
+            )),
+        ));
+        (status, words, stats.received > 0, detail)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn port_part(
+        &self,
+        run: &Run,
+        ctx: &Context,
+        p: &PortResult,
+        prefix: &str,
+        port_count: usize,
+        record: &mut Record,
+    ) -> (
+        Status,
+        String,
+        bool,
+        serde_json::Map<String, serde_json::Value>,
+        Vec<TraceStep>,
+    ) {
+        let port = p.addr.port();
+        let mut detail = serde_json::Map::new();
+        detail.insert("address".into(), json!(p.addr.ip().to_string()));
+        detail.insert("port".into(), json!(port));
+        let mut steps = Vec::new();
+        let step_name = format!("tcp {port}");
+        let took = match &p.connect {
+            Err(f) => {
+                let state = match f.failure {
+                    ConnectFailure::Refused => self.refused,
+                    ConnectFailure::TimedOut => ctx.timeout_state,
+                    _ => Status::Critical,
+                };
+                detail.insert("state".into(), json!(f.failure.as_str()));
+                detail.insert("ms".into(), json!(crate::report::round_ms(f.took)));
+                steps.push(TraceStep::new(
+                    &step_name,
+                    false,
+                    f.took,
+                    Some(f.words.clone()),
+                ));
+                return (
+                    state,
+                    format!("{port} {}", f.failure.as_str()),
+                    false,
+                    detail,
+                    steps,
+                );
+            }
+            Ok(took) => *took,
+        };
+        steps.push(TraceStep::new(&step_name, true, took, Some("open".into())));
+        detail.insert("state".into(), json!("open"));
+        detail.insert("ms".into(), json!(crate::report::round_ms(took)));
+        let mut status = Status::Ok;
+        let mut notes: Vec<String> = Vec::new();
+        let mut total = took;
+        if let Some(spoken) = &p.spoken {
+            total += spoken.took;
+            if run.dialog.tls.is_some() {
+                match &spoken.tls_error {
+                    Some(why) => {
+                        status = Status::Critical;
+                        notes.push(format!("TLS: {why}"));
+                        steps.push(TraceStep::new("tls", false, spoken.took, Some(why.clone())));
+                    }
+                    None => {
+                        let version = spoken
+                            .tls
+                            .as_ref()
+                            .map(|(v, _)| v.clone())
+                            .unwrap_or_default();
+                        steps.push(TraceStep::new(
+                            "tls",
+                            true,
+                            spoken.took,
+                            Some(version.clone()),
+                        ));
+                        detail.insert("tls_version".into(), json!(version));
+                    }
+                }
+                if let Some((days, cert)) = spoken.cert_days() {
+                    detail.insert(
+                        "cert_days_left".into(),
+                        json!((days * 100.0).round() / 100.0),
+                    );
+                    detail.insert("cert_subject".into(), json!(cert.subject));
+                    if let Some((warn, crit)) = run.cert_days {
+                        let s = if crit.is_some_and(|c| days < c) || days < 0.0 {
+                            Status::Critical
+                        } else if days < warn {
+                            Status::Warning
+                        } else {
+                            Status::Ok
+                        };
+                        if s != Status::Ok {
+                            notes.push(format!("certificate expires in {days:.1} days"));
+                        }
+                        status = status.max(s);
+                    }
+                }
+            }
+            if let Some(matched) = spoken.matched {
+                if !matched {
+                    status = status.max(self.mismatch);
+                    let missing = spoken.missing.join("', '");
+                    notes.push(match &spoken.error {
+                        Some(e) => format!("{e}, expected '{missing}'"),
+                        None => format!("answer lacks '{missing}'"),
+                    });
+                }
+                steps.push(TraceStep::new(
+                    "expect",
+                    matched,
+                    spoken.took,
+                    Some(if matched {
+                        "matched".into()
+                    } else {
+                        format!("missing '{}'", spoken.missing.join("', '"))
+                    }),
+                ));
+            } else if let Some(e) = &spoken.error {
+                status = status.max(Status::Critical);
+                notes.push(e.clone());
+            }
+            if !self.jail && !spoken.answer.is_empty() {
+                let answer = String::from_utf8_lossy(&spoken.answer);
+                let first: String = answer
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect();
+                detail.insert("answer".into(), json!(first));
+            }
+        }
+        let time_status = run.connect.status(total.as_secs_f64());
+        status = status.max(time_status);
+        let (w, c) = run.connect.texts();
+        let label = if port_count > 1 {
+            format!("{prefix}time_{port}")
+        } else {
+            format!("{prefix}time")
+        };
+        record.metrics.push(Metric {
+            warn: w,
+            crit: c,
+            ..Metric::new(label, crate::report::round_s(total), "s").min(0.0)
+        });
+        let mut said = format!("{port} open ({:.1} ms)", total.as_secs_f64() * 1000.0);
+        if !notes.is_empty() {
+            said.push_str(&format!(" {}", notes.join(", ")));
+        }
+        (status, said, true, detail, steps)
+    }
+}
