@@ -25,7 +25,7 @@ complete -c probe-host -s r -l refuse -d 'State of a refused port' -r
 complete -c probe-host -s D -l certificate -d 'With -S: minimum days left on the certificate chain, WARN[,CRIT]' -r
 complete -c probe-host -l ca-file -d 'With -S: trust only the CA certificates in this PEM file' -r -F
 complete -c probe-host -l max-bytes -d 'Read at most this many bytes of each answer' -r
-complete -c probe-host -l in-flight -d 'TCP connects in flight at most' -r
+complete -c probe-host -l in-flight -d 'TCP connects in flight at most [default: all at once, within the open-file limit, whose soft value is raised to the hard one as needed]' -r
 complete -c probe-host -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state [default: 10 s; watch-procs with --config: 60 s]' -r
 complete -c probe-host -l timeout-state -d 'State reported for work cut off by the deadline' -r
 complete -c probe-host -l label -d 'Add a label to every record (repeatable), e.g. --label az=zone-a' -r

@@ -42,6 +42,11 @@ echo
 echo "== --every: three rounds streamed as JSON lines (a pipeline into notify reads these)"
 "$bin/probe-http" "$base/healthz" --every 200ms --count 3 | grep -o '"ts":"[^"]*"\|"status":"[a-z]*"' | paste - -
 echo
+echo "== probe-host: the demo server's port, a closed one and 127.0.0.1's ICMP, in one record"
+echo "   (ICMP needs root, CAP_NET_RAW or net.ipv4.ping_group_range; without them it is UNKNOWN and says so)"
+show "$bin/probe-host" -H 127.0.0.1 -p "$port,1" --icmp -n 3 -I 20ms --format table
+show "$bin/probe-host" -H 127.0.0.1 -p "$port,1" --per-port --format nagios
+echo
 echo "== watch-procs: count like check_procs, then keep a process running"
 show "$bin/watch-procs" -C demo_server -w 1: -c 1: --format nagios
 printf '%s\n' '[[process]]' 'name = "demo-worker"' 'cmdline = "sleep 4242"' \

@@ -20,6 +20,9 @@ use crate::net::{ConnectFailure, ResolveFailure};
 use crate::report::{Metric, Record, Status, TraceStep};
 use crate::threshold::{Range, Thresholds};
 
+/// Dialogs (-s/-e/-S) held at once, each a thread with a small stack.
+const DIALOGS: usize = 256;
+
 /// The `check` of probe-host's records.
 pub const CHECK: &str = "probe-host";
 
@@ -225,10 +228,10 @@ pub struct Args {
     #[arg(long)]
     pub per_port: bool,
 
-    /// TCP connects in flight at most.
-    #[arg(long, value_name = "N", default_value_t = crate::net::scan::IN_FLIGHT as u32,
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub in_flight: u32,
+    /// TCP connects in flight at most [default: all at once, within the open-file
+    /// limit, whose soft value is raised to the hard one as needed].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    pub in_flight: Option<u32>,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -545,10 +548,13 @@ impl Args {
                     .map(move |ip| (ip, h.address.as_str()))
             })
             .collect();
+        let in_flight = match self.in_flight {
+            Some(n) => n as usize,
+            None => crate::net::scan::room_for(sockets.len()),
+        };
         let (port_results, echoes) = std::thread::scope(|scope| {
             let tcp = scope.spawn(|| {
-                let outcomes =
-                    crate::net::scan::connect_all(&sockets, deadline, self.in_flight as usize);
+                let outcomes = crate::net::scan::connect_all(&sockets, deadline, in_flight);
                 let outcomes: Vec<(SocketAddr, crate::net::scan::Outcome)> =
                     sockets.iter().copied().zip(outcomes).collect();
                 if run.dialog.is_empty() {
@@ -569,7 +575,7 @@ impl Args {
                 crate::pool::run_all(
                     &items,
                     ctx,
-                    64,
+                    DIALOGS,
                     &|slot| {
                         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                         match taken {
@@ -603,11 +609,32 @@ impl Args {
                     },
                     &|slot| {
                         let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        let addr = taken.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |(a, _)| a);
-                        PortResult {
-                            addr,
-                            connect: Err(crate::net::Failed::timed_out(addr, Duration::ZERO)),
-                            spoken: None,
+                        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+                        match taken {
+                            // Connected, but no worker was free before the deadline.
+                            Some((addr, Ok((_, took)))) => PortResult {
+                                addr,
+                                connect: Ok(took),
+                                spoken: Some(Spoken {
+                                    error: Some(
+                                        "the dialog did not start before the deadline".into(),
+                                    ),
+                                    ..Spoken::default()
+                                }),
+                            },
+                            Some((addr, Err(f))) => PortResult {
+                                addr,
+                                connect: Err(f),
+                                spoken: None,
+                            },
+                            None => PortResult {
+                                addr: nowhere,
+                                connect: Err(crate::net::Failed::timed_out(
+                                    nowhere,
+                                    Duration::ZERO,
+                                )),
+                                spoken: None,
+                            },
                         }
                     },
                 )
@@ -726,7 +753,7 @@ impl Args {
             if run.icmp {
                 if let Some(e) = echoes.get(ip) {
                     let (s, said, is_alive, detail) =
-                        self.icmp_part(run, e, &prefix(ip), &mut record);
+                        self.icmp_part(run, ctx, e, &prefix(ip), &mut record);
                     status = status.max(s);
                     alive |= is_alive;
                     parts.push(said);
@@ -813,6 +840,7 @@ impl Args {
     fn icmp_part(
         &self,
         run: &Run,
+        ctx: &Context,
         e: &Echoes,
         prefix: &str,
         record: &mut Record,
@@ -859,6 +887,9 @@ impl Args {
         if e.duplicates > 0 {
             detail.insert("duplicates".into(), json!(e.duplicates));
         }
+        if e.cut > 0 {
+            detail.insert("cut_by_deadline".into(), json!(e.cut));
+        }
         if e.late > 0 {
             detail.insert("late".into(), json!(e.late));
         }
@@ -876,15 +907,21 @@ impl Args {
         let mut status = Status::Ok;
         let mut said = Vec::new();
         if stats.received == 0 {
-            status = Status::Critical;
-            let why = e.error.clone().unwrap_or_else(|| {
-                if stats.sent == 0 {
-                    "no echo sent before the deadline".into()
-                } else {
-                    format!("no reply to {} echoes", stats.sent)
-                }
-            });
-            said.push(format!("ICMP {why}, 100% lost"));
+            if stats.sent == 0 && e.error.is_none() {
+                // Nothing had its full wait: the deadline, not the host.
+                status = ctx.timeout_state;
+                said.push(format!(
+                    "ICMP undecided at the deadline ({} echoes unanswered within their wait, {} not sent)",
+                    e.cut, e.unsent
+                ));
+            } else {
+                status = Status::Critical;
+                let why = e
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("no reply to {} echoes", stats.sent));
+                said.push(format!("ICMP {why}, 100% lost"));
+            }
         } else {
             let rta = stats.rta_ms.unwrap_or(0.0);
             status = status
@@ -1028,6 +1065,7 @@ impl Args {
                         notes.push(format!("TLS: {why}"));
                         steps.push(TraceStep::new("tls", false, spoken.took, Some(why.clone())));
                     }
+                    None if spoken.tls.is_none() => {}
                     None => {
                         let version = spoken
                             .tls

@@ -82,6 +82,9 @@ pub struct Echoes {
     pub duplicates: u32,
     /// Replies that came after the wait (counted lost).
     pub late: u32,
+    /// Echoes sent whose wait the deadline cut short, unanswered: neither
+    /// answered nor lost (not in `rtts`).
+    pub cut: u16,
     /// An ICMP error about these echoes (unreachable, time exceeded), or
     /// an error the kernel gave when sending one.
     pub error: Option<String>,
@@ -484,6 +487,7 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
             }
         }
     }
+    let ended = Instant::now();
     for (t, echoes) in out.iter_mut().enumerate() {
         if echoes.no_socket.is_some() {
             continue;
@@ -491,9 +495,12 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
         let mut unsent = 0u16;
         for k in 0..count {
             let index = t * count + k;
-            match sent_at[index] {
-                Some(_) => echoes.rtts.push(answered[index]),
-                None => unsent += 1,
+            match (sent_at[index], answered[index]) {
+                (Some(_), Some(rtt)) => echoes.rtts.push(Some(rtt)),
+                // Unanswered before its wait ran out: lost.
+                (Some(sent), None) if sent + pacing.wait <= ended => echoes.rtts.push(None),
+                (Some(_), None) => echoes.cut += 1,
+                (None, _) => unsent += 1,
             }
         }
         echoes.unsent = unsent;
@@ -757,6 +764,11 @@ mod tests {
             return;
         }
         assert!(out[0].unsent > 30, "{:?}", out[0]);
-        assert_eq!(out[0].rtts.len() + usize::from(out[0].unsent), 50);
+        assert_eq!(
+            out[0].rtts.len() + usize::from(out[0].unsent + out[0].cut),
+            50
+        );
+        // Loopback answers at once: nothing sent is counted lost.
+        assert_eq!(out[0].received(), out[0].rtts.len(), "{:?}", out[0]);
     }
 }

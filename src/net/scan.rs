@@ -14,6 +14,29 @@ use super::Failed;
 /// open files, with room for the rest of the process.
 pub const IN_FLIGHT: usize = 512;
 
+/// Connects to allow in flight for `wanted` at once: the soft open-file
+/// limit is raised towards its hard limit first, so a thousand hosts with
+/// a fifth blackholed do not wait for each other's timeouts (a connect
+/// that never starts is a false timeout). What stays below the limit is
+/// left for the rest of the process.
+pub fn room_for(wanted: usize) -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const SPARE: u64 = 128;
+    let want = wanted as u64 + SPARE;
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < want && hard > soft => {
+            let raised = want.min(hard);
+            match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+                Ok(()) => raised,
+                Err(_) => soft,
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    };
+    (soft.saturating_sub(SPARE) as usize).clamp(1, wanted.max(1))
+}
+
 /// One connect's end: the connected stream (blocking again) and the time
 /// from SYN to established, or why not.
 pub type Outcome = Result<(TcpStream, Duration), Failed>;
@@ -105,7 +128,16 @@ pub fn connect_all(addrs: &[SocketAddr], deadline: Instant, in_flight: usize) ->
     }
     out.into_iter()
         .zip(addrs)
-        .map(|(o, &a)| o.unwrap_or_else(|| Err(Failed::timed_out(a, Duration::ZERO))))
+        .map(|(o, &a)| {
+            o.unwrap_or_else(|| {
+                Err(Failed {
+                    words: format!(
+                        "not started before the deadline ({in_flight} connects in flight at most)"
+                    ),
+                    ..Failed::timed_out(a, Duration::ZERO)
+                })
+            })
+        })
         .collect()
 }
 
