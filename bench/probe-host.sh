@@ -28,6 +28,11 @@ cargo build --release --quiet --bins --examples
 mkdir -p bench/out
 cc -O2 -o bench/out/measure bench/measure.c
 measure=bench/out/measure
+# bench/measure.c does not search PATH.
+fping=$(command -v fping)
+mp_version=$(dpkg-query -W -f='${Version}' monitoring-plugins-basic 2>/dev/null || echo "?")
+fping_version=$(dpkg-query -W -f='${Version}' fping 2>/dev/null || echo "?")
+bb_version=$(dpkg-query -W -f='${Version}' prometheus-blackbox-exporter 2>/dev/null || echo "?")
 
 tmp=$(mktemp -d)
 near=skyprobe-bench-near-$$; far=skyprobe-bench-far-$$
@@ -49,11 +54,13 @@ one_port=$(python3 bench/run.py --runs "$runs" --baseline check_tcp \
   "check_tcp=$plugins/check_tcp -H 127.0.0.1 -p $port" \
   "true=/bin/true")
 
-# 2. ICMP, one host, 5 echoes 80 ms apart.
+# 2. ICMP, one host, 5 echoes: 80 ms apart, and as fast as each allows.
 icmp_one=$(python3 bench/run.py --runs 20 --warmup 2 --baseline check_icmp \
-  "probe-host=$probe -H 127.0.0.1 -n 5 -I 80ms --format nagios" \
-  "check_icmp=$plugins/check_icmp -H 127.0.0.1 -n 5 -i 80ms" \
-  "fping=fping -q -c 5 -p 80 127.0.0.1")
+  "probe-host -I 80ms=$probe -H 127.0.0.1 -n 5 -I 80ms --format nagios" \
+  "fping -p 80=$fping -q -c 5 -p 80 127.0.0.1" \
+  "probe-host -I 0=$probe -H 127.0.0.1 -n 5 -I 0ms -i 0ms --format nagios" \
+  "fping -p 1=$fping -q -c 5 -p 1 -i 1 127.0.0.1" \
+  "check_icmp=$plugins/check_icmp -H 127.0.0.1 -n 5")
 
 # 3. 1,000 hosts x 3 ports. $far holds 800 addresses with sshd-like
 # listeners on port 22 (111 and 16509 refuse); 200 more addresses are
@@ -127,8 +134,8 @@ for i in $(seq 0 999); do echo "127.1.$((i / 250)).$((i % 250 + 1))" >>"$lo"; do
 read -r pi_ns pi_kib _ < <("$measure" "$probe" --hosts "$lo" -n 3 -i 1ms -I 80ms -t 30 --format jsonl)
 "$probe" --hosts "$lo" -n 3 -i 1ms -I 80ms -t 30 --format jsonl >"$tmp/pi.jsonl" || true
 pi_recv=$(grep -o '"received":[0-9]*' "$tmp/pi.jsonl" | awk -F: '{s += $2} END {print s}')
-read -r fp_ns fp_kib _ < <("$measure" fping -q -c 3 -i 1 -p 80 -f "$lo")
-fp_recv=$(fping -q -c 3 -i 1 -p 80 -f "$lo" 2>&1 | sed -n 's|.*xmt/rcv/%loss = [0-9]*/\([0-9]*\)/.*|\1|p' | awk '{s += $1} END {print s}')
+read -r fp_ns fp_kib _ < <("$measure" "$fping" -q -c 3 -i 1 -p 80 -f "$lo")
+fp_recv=$("$fping" -q -c 3 -i 1 -p 80 -f "$lo" 2>&1 | sed -n 's|.*xmt/rcv/%loss = [0-9]*/\([0-9]*\)/.*|\1|p' | awk '{s += $1} END {print s}')
 
 s() { awk -v ns="$1" 'BEGIN{printf "%.2f", ns/1e9}'; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
@@ -138,15 +145,19 @@ rate() { awk -v n="$1" -v ns="$2" 'BEGIN{printf "%.0f", n/(ns/1e9)}'; }
 section="## probe-host (bench/probe-host.sh)
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores as root. Wall time and peak RSS by
-\`bench/measure.c\`. Peers: Debian 12's monitoring-plugins $(dpkg-query -W -f '\${Version}' monitoring-plugins-basic 2>/dev/null)
-(its check_icmp predates 3.0's jitter/MOS/score), fping $(dpkg-query -W -f '\${Version}' fping 2>/dev/null),
-blackbox_exporter $(dpkg-query -W -f '\${Version}' prometheus-blackbox-exporter 2>/dev/null).
+\`bench/measure.c\`. Peers: Debian 12's monitoring-plugins $mp_version
+(its check_icmp predates 3.0's jitter/MOS/score), fping $fping_version,
+blackbox_exporter $bb_version.
 
 ### One port, one-shot ($runs alternating runs)
 
 $one_port
 
-### ICMP to 127.0.0.1, 5 echoes 80 ms apart (20 alternating runs)
+### ICMP to 127.0.0.1, 5 echoes (20 alternating runs)
+
+80 ms apart (check_icmp 3.0's default interval), then with no interval.
+Debian 12's check_icmp (2.3.3) sends its next echo as soon as a reply
+comes, whatever \`-i\` says, so it is shown at its own pace.
 
 $icmp_one
 

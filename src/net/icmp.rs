@@ -363,7 +363,14 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
             queue.push(Reverse((start, t, 0)));
         }
     }
+    // The slot of the last echo sent: echoes go one gap after the slot
+    // before, not after the moment the loop woke (a poll wakes up to a
+    // millisecond late), catching up at most one gap after a late wake.
     let mut last_send: Option<Instant> = None;
+    let next_slot = |last: Option<Instant>, now: Instant| match last {
+        Some(l) if l + pacing.gap + pacing.gap >= now => l + pacing.gap,
+        _ => now,
+    };
     let mut reply_by = start;
     let mut waiting = 0usize;
     let mut events = Events::with_capacity(64);
@@ -398,7 +405,7 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                     let now = Instant::now();
                     sent_at[index] = Some(now);
                     waiting += 1;
-                    last_send = Some(now);
+                    last_send = Some(next_slot(last_send, now).min(now));
                     reply_by = reply_by.max(now + pacing.wait);
                     if k + 1 < count {
                         queue.push(Reverse((now + pacing.per_target, t, k + 1)));
@@ -420,7 +427,7 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                     // Sent nowhere (no route): counted as sent and lost.
                     let now = Instant::now();
                     sent_at[index] = Some(now);
-                    last_send = Some(now);
+                    last_send = Some(next_slot(last_send, now).min(now));
                     out[t]
                         .error
                         .get_or_insert_with(|| format!("send failed: {e}"));
