@@ -734,6 +734,13 @@ impl Args {
             "addresses",
             addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         );
+        if !run.icmp && ports.is_empty() {
+            // `ports = []` in the hosts file while -p is given: nothing
+            // was probed, so nothing may be called OK.
+            record.status = Status::Unknown;
+            record.summary = "nothing to probe: no port and no ICMP for this host".into();
+            return vec![finish(record)];
+        }
         let prefix = |ip: &IpAddr| {
             if addrs.len() > 1 {
                 format!("{ip}_")

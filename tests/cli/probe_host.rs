@@ -108,6 +108,18 @@ fn a_hosts_file_of_many_loopback_hosts_comes_back_in_input_order() {
     assert_eq!(r.name, "compute-1");
     assert_eq!(r.labels.get("az").map(String::as_str), Some("zone-a"));
     assert_eq!(r.labels.get("dc").map(String::as_str), Some("one"));
+    // A host given no ports while others have -p: nothing probed is UNKNOWN, not OK.
+    let empty = dir.write(
+        "empty.toml",
+        "[[host]]\nname = \"bare\"\naddress = \"127.0.0.1\"\nports = []\n",
+    );
+    let run = crate::common::run(PROBE_HOST, &["--hosts", &empty, "-p", &port]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(
+        run.record().summary.contains("nothing to probe"),
+        "{}",
+        run.stdout
+    );
     drop(open);
 }
 
