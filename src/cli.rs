@@ -60,7 +60,8 @@ pub struct Common {
     pub reporting_host: Option<String>,
 }
 
-fn parse_status(text: &str) -> Result<Status, String> {
+/// A state named on the command line (`ok`, `warning`, `critical`, `unknown`).
+pub fn parse_status(text: &str) -> Result<Status, String> {
     Status::parse(text)
         .ok_or_else(|| format!("{text:?} is not a state (ok, warning, critical, unknown)"))
 }

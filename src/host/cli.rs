@@ -179,7 +179,7 @@ pub struct Args {
 
     /// State when the answer lacks the -e text.
     #[arg(short = 'M', long = "mismatch", value_name = "STATE", default_value = "warning",
-          value_parser = parse_state)]
+          value_parser = crate::cli::parse_status)]
     pub mismatch: Status,
 
     /// Text to send before closing (check_tcp -q).
@@ -188,7 +188,7 @@ pub struct Args {
 
     /// State of a refused port.
     #[arg(short = 'r', long = "refuse", value_name = "STATE", default_value = "critical",
-          value_parser = parse_state)]
+          value_parser = crate::cli::parse_status)]
     pub refused: Status,
 
     /// TLS handshake on each open port (check_tcp -S).
@@ -238,11 +238,6 @@ pub struct Args {
     pub common: Common,
 }
 
-fn parse_state(text: &str) -> Result<Status, String> {
-    Status::parse(text)
-        .ok_or_else(|| format!("{text:?} is not a state (ok, warning, critical, unknown)"))
-}
-
 /// What `prepare` makes of the flags.
 pub struct Run {
     hosts: Vec<HostSpec>,
@@ -271,13 +266,22 @@ fn usage(what: &str, e: impl std::fmt::Display) -> UsageError {
 
 impl Args {
     fn icmp_limits(&self) -> Result<IcmpLimits, UsageError> {
-        let w = parse_icmp_limit(self.warning.as_deref().unwrap_or("200,40%"))
-            .map_err(|e| usage("-w", e))?;
-        let c = parse_icmp_limit(self.critical.as_deref().unwrap_or("500,80%"))
-            .map_err(|e| usage("-c", e))?;
-        // One of the two given alone keeps the other's default, as check_icmp.
-        let (dw, dc) = (parse_icmp_limit("200,40%"), parse_icmp_limit("500,80%"));
-        let (dw, dc) = (dw.unwrap_or_default(), dc.unwrap_or_default());
+        // A part not given keeps check_icmp's default (-w 200,40% -c 500,80%).
+        let limit = |given: &Option<String>, default: &str, flag: &str| {
+            let default = parse_icmp_limit(default).unwrap_or_default();
+            let given = given
+                .as_deref()
+                .map(parse_icmp_limit)
+                .transpose()
+                .map_err(|e| usage(flag, e))?
+                .unwrap_or_default();
+            Ok::<_, UsageError>(super::IcmpLimit {
+                rta: given.rta.or(default.rta),
+                pl: given.pl.or(default.pl),
+            })
+        };
+        let w = limit(&self.warning, "200,40%", "-w")?;
+        let c = limit(&self.critical, "500,80%", "-c")?;
         let pair = |text: &Option<String>,
                     parse: fn(&str) -> Result<(Range, Range), String>,
                     flag: &str| {
@@ -294,12 +298,12 @@ impl Args {
         };
         Ok(IcmpLimits {
             rta: Thresholds {
-                warn: w.rta.or(dw.rta),
-                crit: c.rta.or(dc.rta),
+                warn: w.rta,
+                crit: c.rta,
             },
             pl: Thresholds {
-                warn: w.pl.or(dw.pl),
-                crit: c.pl.or(dc.pl),
+                warn: w.pl,
+                crit: c.pl,
             },
             jitter: pair(&self.jitter, parse_high_pair, "--jitter")?,
             mos: pair(&self.mos, parse_low_pair, "--mos")?,
@@ -953,35 +957,40 @@ impl Args {
                 ms(stats.rtmax_ms.unwrap_or(0.0)),
                 "ms",
             ));
-            if let Some(j) = stats.jitter_ms {
-                let s = l.jitter.status(j);
-                status = status.max(s);
-                if l.jitter.warn.is_some() {
-                    said.push(format!("jitter {j:.3} ms"));
-                }
-                record.metrics.push(with(
-                    Metric::new(format!("{prefix}jitter"), ms(j), "ms").min(0.0),
+            // Jitter, MOS and score: judged, and named in the summary, only
+            // when the operator set limits for them.
+            let figures = [
+                (
+                    "jitter",
+                    stats.jitter_ms,
                     &l.jitter,
-                ));
-            }
-            if let Some(m) = stats.mos {
-                status = status.max(l.mos.status(m));
-                if l.mos.warn.is_some() {
-                    said.push(format!("MOS {m:.1}"));
+                    "ms",
+                    None,
+                    "jitter",
+                    3,
+                    " ms",
+                ),
+                ("mos", stats.mos, &l.mos, "", Some(5.0), "MOS", 1, ""),
+                (
+                    "score",
+                    stats.score,
+                    &l.score,
+                    "",
+                    Some(100.0),
+                    "score",
+                    1,
+                    "",
+                ),
+            ];
+            for (name, value, limits, unit, max, shown, places, suffix) in figures {
+                let Some(v) = value else { continue };
+                status = status.max(limits.status(v));
+                if limits.warn.is_some() {
+                    said.push(format!("{shown} {v:.places$}{suffix}"));
                 }
                 let mut metric =
-                    with(Metric::new(format!("{prefix}mos"), ms(m), ""), &l.mos).min(0.0);
-                metric.max = Some(5.0);
-                record.metrics.push(metric);
-            }
-            if let Some(s) = stats.score {
-                status = status.max(l.score.status(s));
-                if l.score.warn.is_some() {
-                    said.push(format!("score {s:.1}"));
-                }
-                let mut metric =
-                    with(Metric::new(format!("{prefix}score"), ms(s), ""), &l.score).min(0.0);
-                metric.max = Some(100.0);
+                    with(Metric::new(format!("{prefix}{name}"), ms(v), unit), limits).min(0.0);
+                metric.max = max;
                 record.metrics.push(metric);
             }
         }
