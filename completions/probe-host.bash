@@ -23,7 +23,7 @@ _probe__host() {
 
     case "${cmd}" in
         probe__host)
-            opts="-H -4 -6 -p -n -i -I -b -w -c -m -s -e -A -M -q -r -S -D -E -j -t -v -h -V --host --hosts --all-addresses --port --icmp --packets --interval --target-interval --icmp-wait --size --icmp-socket --warning --critical --connect-warning --connect-critical --jitter --mos --score --min-alive --send --expect --all --mismatch --quit --refuse --ssl --certificate --ca-file --insecure --escape --jail --max-bytes --per-port --in-flight --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-H -4 -6 -p -n -i -I -b -w -c -m -s -e -A -M -q -r -S -D -E -j -t -v -h -V --host --hosts --all-addresses --port --icmp --packets --interval --target-interval --icmp-wait --size --icmp-socket --warning --critical --connect-warning --connect-critical --jitter --mos --score --min-alive --send --expect --all --mismatch --quit --refuse --ssl --certificate --ca-file --insecure --escape --jail --max-bytes --per-port --in-flight --verdict --table --network --management-network --hypervisors --openstack --skip --service-down-time --agent-down-time --instance-port --instance-network --instances-max --pacemaker --crm-mon --bmc-command --peer-records --peer-max-age --control --control-min --samples --cliff --cliff-runs --max-dead --max-dead-percent --max-dead-per-zone --state --probe-timeout --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -190,6 +190,114 @@ _probe__host() {
                     return 0
                     ;;
                 --in-flight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --management-network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --skip)
+                    COMPREPLY=($(compgen -W "instances nova neutron" -- "${cur}"))
+                    return 0
+                    ;;
+                --service-down-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-down-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance-network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instances-max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --crm-mon)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bmc-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer-records)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer-max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-min)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cliff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cliff-runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-percent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-dead-per-zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-cloud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-endpoint-override)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

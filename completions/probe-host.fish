@@ -26,6 +26,35 @@ complete -c probe-host -s D -l certificate -d 'With -S: minimum days left on the
 complete -c probe-host -l ca-file -d 'With -S: trust only the CA certificates in this PEM file' -r -F
 complete -c probe-host -l max-bytes -d 'Read at most this many bytes of each answer' -r
 complete -c probe-host -l in-flight -d 'TCP connects in flight at most [default: all at once, within the open-file limit, whose soft value is raised to the hard one as needed]' -r
+complete -c probe-host -l table -d 'The decision table (TOML [[rule]] with when, verdict, why) [default: the shipped table, in the man page and examples/verdict-table.toml]' -r -F
+complete -c probe-host -l network -d 'Another network every host is on, its address made from the management one: NAME=PREFIX/LEN keeps the host part (storage=10.2.0.0/16), NAME=+N adds N (repeatable)' -r
+complete -c probe-host -l management-network -d 'The name of the network of each host\'s own address' -r
+complete -c probe-host -l skip -d 'Do not gather this signal: instances, nova or neutron (repeatable)' -r -f -a "instances\t''
+nova\t''
+neutron\t''"
+complete -c probe-host -l service-down-time -d 'A nova-compute not reported for this long is stale (Nova\'s service_down_time)' -r
+complete -c probe-host -l agent-down-time -d 'A Neutron agent without a heartbeat for this long is stale (Neutron\'s agent_down_time)' -r
+complete -c probe-host -l instance-port -d 'Ports of the host\'s servers to connect to' -r
+complete -c probe-host -l instance-network -d 'The servers\' network whose addresses are probed [default: every address]' -r
+complete -c probe-host -l instances-max -d 'Servers probed per host at most (ACTIVE ones, in Nova\'s order)' -r
+complete -c probe-host -l crm-mon -d 'The command that prints Pacemaker\'s state as XML' -r
+complete -c probe-host -l bmc-command -d 'A command that prints a host\'s power state (on/off), as evidence only; {host}, {bmc} and {address} are replaced, e.g. \'ipmitool -I lanplus -H {bmc} -U admin -E power status\' (its output other than the state is never shown)' -r
+complete -c probe-host -l peer-records -d 'Other vantage points\' probe-host records (JSON lines), for indirect confirmation (repeatable)' -r -F
+complete -c probe-host -l peer-max-age -d 'Peer records older than this are ignored' -r
+complete -c probe-host -l control -d 'A target that must answer for the observer to be trusted: HOST (ICMP) or HOST:PORT (repeatable); when they do not, no host is judged dead' -r
+complete -c probe-host -l control-min -d 'Control targets that must answer [default: all]' -r
+complete -c probe-host -l samples -d 'Dead only after N dead samples in a row, or N of the last M runs (N/M); kept in --state' -r
+complete -c probe-host -l cliff -d 'When at least this share of the hosts alive in the last run is lost at once (two or more), no host is dead for --cliff-runs runs (off to disable)' -r
+complete -c probe-host -l cliff-runs -d 'Runs a cliff is waited out' -r
+complete -c probe-host -l max-dead -d 'More dead hosts than this at once: none is dead (unknown, the brake)' -r
+complete -c probe-host -l max-dead-percent -d 'More than this share of the hosts dead at once: none is dead (off to disable)' -r
+complete -c probe-host -l max-dead-per-zone -d 'More dead hosts than this in one zone (the host\'s zone or az label, or Nova\'s zone) at once: none of that zone is dead' -r
+complete -c probe-host -l state -d 'Keep samples, the last run\'s alive hosts and a cliff here between runs' -r -F
+complete -c probe-host -l probe-timeout -d 'How long each probe phase (the hosts\' networks, then their servers) may take' -r
+complete -c probe-host -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c probe-host -l os-interface -d 'Endpoint interface: public, internal or admin [default: the cloud\'s, else public]' -r
+complete -c probe-host -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
+complete -c probe-host -l os-endpoint-override -d 'Use this URL for a service type instead of the catalog\'s: TYPE=URL, e.g. compute=https://nova.internal:8774/v2.1 (repeatable)' -r
 complete -c probe-host -s t -l timeout -d 'Deadline for the whole run: a number of seconds or a duration (500ms, 1m). Work not finished by then is reported in the --timeout-state [default: 10 s; watch-procs with --config: 60 s]' -r
 complete -c probe-host -l timeout-state -d 'State reported for work cut off by the deadline' -r
 complete -c probe-host -l label -d 'Add a label to every record (repeatable), e.g. --label az=zone-a' -r
@@ -49,6 +78,11 @@ complete -c probe-host -l insecure -d 'With -S: do not verify the chain (it is s
 complete -c probe-host -s E -l escape -d 'Read \\n, \\r, \\t, \\\\ and \\0 in -s and -q (check_tcp -E)'
 complete -c probe-host -s j -l jail -d 'Keep what the server sent out of records (check_tcp -j)'
 complete -c probe-host -l per-port -d 'A record for each port too, besides the one per host'
+complete -c probe-host -l verdict -d 'Judge each host alive, suspect, dead or unknown from every signal given, through the decision table, the samples and the observer gates (ports default to 22,111,16509, with ICMP)'
+complete -c probe-host -l hypervisors -d 'Hosts from Nova\'s hypervisors too (their host_ip on the management network)'
+complete -c probe-host -l openstack -d 'Ask OpenStack: Nova\'s nova-compute services, Neutron\'s agents and the host\'s servers (the --os-* flags say which cloud)'
+complete -c probe-host -l pacemaker -d 'Ask Pacemaker for node state and quorum (--crm-mon)'
+complete -c probe-host -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
 complete -c probe-host -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'
 complete -c probe-host -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c probe-host -s V -l version -d 'Print version'

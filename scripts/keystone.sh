@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real Keystone on 127.0.0.1 for the tests, from Debian's packages:
-# sqlite (WAL) + fernet, one uwsgi process with one thread.
+# sqlite (WAL) + fernet, one uwsgi process with one thread. uwsgi closes
+# every connection after its answer, so it says so (Connection: close):
+# the OpenStack services' own clients would otherwise reuse a closed one.
 #   scripts/keystone.sh start DIR [PORT]   install if needed, configure, start; writes DIR/env
 #   scripts/keystone.sh stop DIR           stop it (by PID)
 # DIR/env holds KEYSTONE_URL, the admin and demo passwords, an application
@@ -69,6 +71,7 @@ WSGI
 OS_KEYSTONE_CONFIG_FILES="$dir/keystone.conf" uwsgi --plugin python3 \
   --http-socket "127.0.0.1:$port" --wsgi-file "$dir/wsgi.py" \
   --processes 1 --threads 1 --master --die-on-term \
+  --add-header "Connection: close" \
   --pidfile "$dir/uwsgi.pid" --logto "$dir/uwsgi.log" --daemonize2 "$dir/uwsgi.log" \
   --env OS_KEYSTONE_CONFIG_FILES="$dir/keystone.conf"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
-# server, Keystone, Icinga 2, systemd-analyze and cron for the examples),
-# starts a Keystone on 127.0.0.1, then format check, clippy (with and without
+# server, Keystone, Nova, Neutron and what they need, crm_mon, Icinga 2,
+# systemd-analyze and cron for the examples), starts Keystone and the
+# OpenStack services on 127.0.0.1, then format check, clippy (with and without
 # the libvirt feature), all tests with every binary built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ command -v virsh >/dev/null || need+=(libvirt-clients)
 command -v icinga2 >/dev/null || need+=(icinga2-bin)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/sbin/cron ] || need+=(cron)
+# probe-host --verdict: the real crm_mon (reading CIB files the tests write).
+command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
@@ -40,12 +43,20 @@ if [ "$(id -u)" -eq 0 ]; then
     useradd -r -g libvirt-qemu -d /nonexistent -s /usr/sbin/nologin libvirt-qemu
 fi
 
-# A real Keystone for the OpenStack tests (installed from Debian's packages
-# on first use), stopped however the tests end.
+# A real Keystone for the OpenStack tests; a second one under a real Nova
+# (three fake-driver computes) and Neutron (an agent per host) with what
+# they need, so the services' own token requests never mix with what the
+# Keystone tests count. Installed from Debian's packages on first use,
+# stopped however the tests end.
 ks_dir=$(mktemp -d /tmp/skyprobe-keystone.XXXXXX)
-trap 'bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir"' EXIT
+os_ks_dir=$(mktemp -d /tmp/skyprobe-os-keystone.XXXXXX)
+os_dir=$(mktemp -d /tmp/skyprobe-openstack.XXXXXX)
+trap 'bash scripts/openstack.sh stop "$os_dir"; bash scripts/keystone.sh stop "$os_ks_dir"; bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir" "$os_ks_dir" "$os_dir"' EXIT
 bash scripts/keystone.sh start "$ks_dir" "${SKYPROBE_KEYSTONE_PORT:-35357}"
+bash scripts/keystone.sh start "$os_ks_dir" "${SKYPROBE_OS_KEYSTONE_PORT:-35358}"
+bash scripts/openstack.sh start "$os_dir" "$os_ks_dir/env" 3
 export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1 SKYPROBE_REQUIRE_SMTP=1 SKYPROBE_REQUIRE_TOOLS=1
+export SKYPROBE_OPENSTACK_ENV="$os_dir/env" SKYPROBE_REQUIRE_OPENSTACK=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

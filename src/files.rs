@@ -205,6 +205,18 @@ pub fn create_dir_no_follow(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A TOML error in one line: `line N: message` (N from the error's span).
+pub fn toml_words(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().replace('\n', " ");
+    match e.span() {
+        Some(s) => format!(
+            "line {}: {msg}",
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => msg,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! The library itself never prints and never exits the process.
 
 pub mod cli;
+pub mod command;
 pub mod domains;
 pub mod files;
 pub mod host;

@@ -20,6 +20,8 @@ use crate::net::{ConnectFailure, ResolveFailure};
 use crate::report::{Metric, Record, Status, TraceStep};
 use crate::threshold::{Range, Thresholds};
 
+mod judge;
+
 /// Dialogs (-s/-e/-S) held at once, each a thread with a small stack.
 const DIALOGS: usize = 256;
 
@@ -38,6 +40,9 @@ Examples:
   probe-host -H 10.0.0.5 -n 20 -I 50ms --jitter 10,30 --mos 4,3.5
   probe-host -H db.example --all-addresses -m 1            # alive if any address answers
   probe-host --hosts racks.txt -p 22 --every 30s | notify --config notifiers.toml
+  probe-host --verdict --openstack --hypervisors --network storage=10.2.0.0/16 \\
+      --control 10.0.0.2:5000 --state /var/lib/skyprobe/verdict.json   # is a compute host dead?
+  probe-host --verdict --hosts computes.toml --pacemaker --samples 3/5 --max-dead 2
 
 Thresholds: with ICMP, -w/-c take check_icmp's RTA,PL% (ms unless a unit is given, e.g.
 200,40%); with ports alone, check_tcp's response time in seconds (a Nagios range). With
@@ -47,6 +52,19 @@ ICMP needs either the unprivileged datagram socket (the process's group within
 net.ipv4.ping_group_range, e.g. sysctl -w net.ipv4.ping_group_range='0 2147483647') or
 a raw socket (root or CAP_NET_RAW: setcap cap_net_raw+ep probe-host). Without either
 the ICMP part is UNKNOWN and says which is missing.
+
+Verdict (--verdict): each host's signals (its networks: up, closed, silent, unknown,
+none; nova, neutron, instances, cluster, peers) go through a decision table, first
+matching rule wins (the shipped one: dead only when the host is silent on every network
+and Nova, Neutron or Pacemaker agrees, and nothing answers for it; see
+examples/verdict-table.toml). A table with a case no rule decides, or a rule that can
+never match, is refused at start. Then the gates: --samples before dead; control targets
+that must answer and all nova-compute services stale at once make the observer impaired
+(nothing is dead); the cliff (--cliff of the hosts alive last run lost at once waits
+--cliff-runs runs); the brake (--max-dead, --max-dead-percent, --max-dead-per-zone). The
+record's status follows the verdict: alive OK, suspect WARNING, dead CRITICAL, unknown
+UNKNOWN; details.masakari carries the COMPUTE_HOST notification of a dead host. One more
+record (target \"verdict\") tells the gates' state.
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags or files, no ICMP socket).";
 
@@ -235,7 +253,169 @@ pub struct Args {
 
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub verdict: VerdictArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub os: crate::openstack::client::OsArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub common: Common,
+}
+
+/// The dead-host verdict's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerdictArgs {
+    /// Judge each host alive, suspect, dead or unknown from every signal given, through the
+    /// decision table, the samples and the observer gates (ports default to 22,111,16509,
+    /// with ICMP).
+    #[arg(long, help_heading = "Verdict")]
+    pub verdict: bool,
+
+    /// The decision table (TOML [[rule]] with when, verdict, why) [default: the shipped
+    /// table, in the man page and examples/verdict-table.toml].
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "verdict",
+        help_heading = "Verdict"
+    )]
+    pub table: Option<PathBuf>,
+
+    /// Another network every host is on, its address made from the management one:
+    /// NAME=PREFIX/LEN keeps the host part (storage=10.2.0.0/16), NAME=+N adds N
+    /// (repeatable).
+    #[arg(
+        long = "network",
+        value_name = "NAME=RULE",
+        requires = "verdict",
+        help_heading = "Verdict"
+    )]
+    pub networks: Vec<String>,
+
+    /// The name of the network of each host's own address.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "management",
+        help_heading = "Verdict"
+    )]
+    pub management_network: String,
+
+    /// Hosts from Nova's hypervisors too (their host_ip on the management network).
+    #[arg(long, requires = "verdict", help_heading = "Verdict")]
+    pub hypervisors: bool,
+
+    /// Ask OpenStack: Nova's nova-compute services, Neutron's agents and the host's
+    /// servers (the --os-* flags say which cloud).
+    #[arg(long, requires = "verdict", help_heading = "Verdict")]
+    pub openstack: bool,
+
+    /// Do not gather this signal: instances, nova or neutron (repeatable).
+    #[arg(long, value_name = "SIGNAL", value_parser = ["instances", "nova", "neutron"], help_heading = "Verdict")]
+    pub skip: Vec<String>,
+
+    /// A nova-compute not reported for this long is stale (Nova's service_down_time).
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::units::parse_duration, help_heading = "Verdict")]
+    pub service_down_time: Duration,
+
+    /// A Neutron agent without a heartbeat for this long is stale (Neutron's
+    /// agent_down_time).
+    #[arg(long, value_name = "DURATION", default_value = "75s",
+          value_parser = crate::units::parse_duration, help_heading = "Verdict")]
+    pub agent_down_time: Duration,
+
+    /// Ports of the host's servers to connect to.
+    #[arg(long, value_name = "PORTS", default_value = "22", value_parser = parse_ports,
+          help_heading = "Verdict")]
+    pub instance_port: Vec<Vec<u16>>,
+
+    /// The servers' network whose addresses are probed [default: every address].
+    #[arg(long, value_name = "NAME", help_heading = "Verdict")]
+    pub instance_network: Option<String>,
+
+    /// Servers probed per host at most (ACTIVE ones, in Nova's order).
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Verdict")]
+    pub instances_max: usize,
+
+    /// Ask Pacemaker for node state and quorum (--crm-mon).
+    #[arg(long, requires = "verdict", help_heading = "Verdict")]
+    pub pacemaker: bool,
+
+    /// The command that prints Pacemaker's state as XML.
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        default_value = "crm_mon --one-shot --output-as=xml",
+        help_heading = "Verdict"
+    )]
+    pub crm_mon: String,
+
+    /// A command that prints a host's power state (on/off), as evidence only; {host},
+    /// {bmc} and {address} are replaced, e.g. 'ipmitool -I lanplus -H {bmc} -U admin -E
+    /// power status' (its output other than the state is never shown).
+    #[arg(long, value_name = "COMMAND", help_heading = "Verdict")]
+    pub bmc_command: Option<String>,
+
+    /// Other vantage points' probe-host records (JSON lines), for indirect confirmation
+    /// (repeatable).
+    #[arg(long, value_name = "FILE", help_heading = "Verdict")]
+    pub peer_records: Vec<PathBuf>,
+
+    /// Peer records older than this are ignored.
+    #[arg(long, value_name = "DURATION", default_value = "2m",
+          value_parser = crate::units::parse_duration, help_heading = "Verdict")]
+    pub peer_max_age: Duration,
+
+    /// A target that must answer for the observer to be trusted: HOST (ICMP) or HOST:PORT
+    /// (repeatable); when they do not, no host is judged dead.
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = "Verdict")]
+    pub control: Vec<String>,
+
+    /// Control targets that must answer [default: all].
+    #[arg(long, value_name = "N", help_heading = "Verdict")]
+    pub control_min: Option<usize>,
+
+    /// Dead only after N dead samples in a row, or N of the last M runs (N/M); kept in
+    /// --state.
+    #[arg(long, value_name = "N[/M]", default_value = "3",
+          value_parser = super::verdict::parse_samples, help_heading = "Verdict")]
+    pub samples: super::verdict::Samples,
+
+    /// When at least this share of the hosts alive in the last run is lost at once (two
+    /// or more), no host is dead for --cliff-runs runs (off to disable).
+    #[arg(long, value_name = "PERCENT", default_value = "50%",
+          value_parser = super::verdict::parse_share, help_heading = "Verdict")]
+    pub cliff: super::verdict::Share,
+
+    /// Runs a cliff is waited out.
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Verdict")]
+    pub cliff_runs: u16,
+
+    /// More dead hosts than this at once: none is dead (unknown, the brake).
+    #[arg(long, value_name = "N", help_heading = "Verdict")]
+    pub max_dead: Option<usize>,
+
+    /// More than this share of the hosts dead at once: none is dead (off to disable).
+    #[arg(long, value_name = "PERCENT", default_value = "50%",
+          value_parser = super::verdict::parse_share, help_heading = "Verdict")]
+    pub max_dead_percent: super::verdict::Share,
+
+    /// More dead hosts than this in one zone (the host's zone or az label, or Nova's
+    /// zone) at once: none of that zone is dead.
+    #[arg(long, value_name = "N", help_heading = "Verdict")]
+    pub max_dead_per_zone: Option<usize>,
+
+    /// Keep samples, the last run's alive hosts and a cliff here between runs.
+    #[arg(long, value_name = "FILE", help_heading = "Verdict")]
+    pub state: Option<PathBuf>,
+
+    /// How long each probe phase (the hosts' networks, then their servers) may take.
+    #[arg(long, value_name = "DURATION", default_value = "3s",
+          value_parser = crate::units::parse_duration, help_heading = "Verdict")]
+    pub probe_timeout: Duration,
 }
 
 /// What `prepare` makes of the flags.
@@ -249,6 +429,7 @@ pub struct Run {
     cert_days: Option<(f64, Option<f64>)>,
     dialog: Dialog,
     min_alive: Option<usize>,
+    verdict: Option<judge::VerdictRun>,
 }
 
 #[derive(Default)]
@@ -351,7 +532,7 @@ impl Tool for Args {
         if let Some(path) = &self.hosts_file {
             hosts.extend(super::read_hosts(path)?);
         }
-        if hosts.is_empty() {
+        if hosts.is_empty() && !self.verdict.hypervisors {
             return Err(UsageError::new(
                 "no host to probe: give -H HOST or --hosts FILE",
             ));
@@ -362,11 +543,32 @@ impl Tool for Args {
                 ports.push(*p);
             }
         }
+        if self.verdict.verdict && ports.is_empty() {
+            ports = judge::DEFAULT_PORTS.to_vec();
+        }
+        let verdict = if self.verdict.verdict {
+            Some(judge::prepare(self, &hosts)?)
+        } else {
+            for (flag, given) in [
+                ("--hypervisors", self.verdict.hypervisors),
+                ("--openstack", self.verdict.openstack),
+                ("--pacemaker", self.verdict.pacemaker),
+                ("--state", self.verdict.state.is_some()),
+                ("--control", !self.verdict.control.is_empty()),
+                ("--peer-records", !self.verdict.peer_records.is_empty()),
+                ("--bmc-command", self.verdict.bmc_command.is_some()),
+            ] {
+                if given {
+                    return Err(UsageError::new(format!("{flag} is for --verdict")));
+                }
+            }
+            None
+        };
         let any_ports = !ports.is_empty()
             || hosts
                 .iter()
                 .any(|h| h.ports.as_ref().is_some_and(|p| !p.is_empty()));
-        let icmp = self.icmp || !any_ports;
+        let icmp = self.icmp || !any_ports || self.verdict.verdict;
         let icmp_limits = self.icmp_limits()?;
         let connect = if icmp {
             Thresholds::parse(
@@ -449,11 +651,15 @@ impl Tool for Args {
             cert_days,
             dialog,
             min_alive: self.min_alive.map(usize::from),
+            verdict,
         })
     }
 
     fn run(&self, run: &Run, ctx: &Context) -> Vec<Record> {
-        self.round(run, ctx)
+        match &run.verdict {
+            Some(v) => self.verdict_round(run, v, ctx),
+            None => self.round(run, ctx),
+        }
     }
 
     fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
@@ -477,6 +683,22 @@ impl Tool for Args {
 /// A host's addresses, or why it has none.
 type Resolved = Result<(Vec<IpAddr>, Duration), crate::net::Unresolved>;
 
+/// What to probe: a name or address, its ports, and ICMP or not.
+struct ProbeSpec {
+    address: String,
+    ports: Vec<u16>,
+    icmp: bool,
+}
+
+/// What a probe found: each name's addresses, each spec's addresses (in
+/// spec order), every port's end and every address's echoes.
+struct Probed {
+    resolved: BTreeMap<String, Resolved>,
+    addrs: Vec<Vec<IpAddr>>,
+    ports: BTreeMap<SocketAddr, PortResult>,
+    echoes: BTreeMap<IpAddr, Echoes>,
+}
+
 /// One TCP connect's end, and the dialog after it.
 struct PortResult {
     addr: SocketAddr,
@@ -487,9 +709,40 @@ struct PortResult {
 impl Args {
     fn round(&self, run: &Run, ctx: &Context) -> Vec<Record> {
         let started = Instant::now();
-        let deadline = ctx.deadline;
+        let specs: Vec<ProbeSpec> = run
+            .hosts
+            .iter()
+            .map(|h| ProbeSpec {
+                address: h.address.clone(),
+                ports: h.ports.clone().unwrap_or_else(|| run.ports.clone()),
+                icmp: run.icmp,
+            })
+            .collect();
+        let probed = self.probe(run, ctx, &specs, ctx.deadline);
+        let mut records = Vec::new();
+        for (i, h) in run.hosts.iter().enumerate() {
+            let resolve = probed.resolved.get(h.address.as_str());
+            let host_records = self.host_record(
+                run,
+                ctx,
+                h,
+                resolve,
+                &probed.addrs[i],
+                &specs[i].ports,
+                &probed.echoes,
+                &probed.ports,
+                started,
+            );
+            records.extend(host_records);
+        }
+        records
+    }
+
+    /// Resolve every spec's name once, then connect to every (address,
+    /// port) in one loop while ICMP runs, until `deadline`.
+    fn probe(&self, run: &Run, ctx: &Context, specs: &[ProbeSpec], deadline: Instant) -> Probed {
         // Every name resolved once, however many hosts share it.
-        let mut names: Vec<&str> = run.hosts.iter().map(|h| h.address.as_str()).collect();
+        let mut names: Vec<&str> = specs.iter().map(|h| h.address.as_str()).collect();
         names.sort_unstable();
         names.dedup();
         let looked_up: Vec<Resolved> = crate::pool::run_all(
@@ -518,39 +771,34 @@ impl Args {
                 })
             },
         );
-        let resolved: BTreeMap<&str, &Resolved> =
-            names.iter().copied().zip(looked_up.iter()).collect();
+        let resolved: BTreeMap<String, Resolved> =
+            names.iter().map(|n| n.to_string()).zip(looked_up).collect();
         let every_address = self.all_addresses || run.min_alive.is_some();
-        let addresses_of = |h: &HostSpec| -> Vec<IpAddr> {
+        let addresses_of = |h: &ProbeSpec| -> Vec<IpAddr> {
             match resolved.get(h.address.as_str()) {
                 Some(Ok((ips, _))) if every_address => ips.clone(),
                 Some(Ok((ips, _))) => ips.iter().take(1).copied().collect(),
                 _ => Vec::new(),
             }
         };
-        let host_ports =
-            |h: &HostSpec| -> Vec<u16> { h.ports.clone().unwrap_or_else(|| run.ports.clone()) };
         // Every (address, port) in one connect loop.
         let mut sockets: Vec<SocketAddr> = Vec::new();
         let mut icmp_addrs: Vec<IpAddr> = Vec::new();
-        for h in &run.hosts {
-            for ip in addresses_of(h) {
-                for p in host_ports(h) {
+        let addrs: Vec<Vec<IpAddr>> = specs.iter().map(addresses_of).collect();
+        for (h, ips) in specs.iter().zip(&addrs) {
+            for &ip in ips {
+                for &p in &h.ports {
                     sockets.push(SocketAddr::new(ip, p));
                 }
-                if run.icmp && !icmp_addrs.contains(&ip) {
+                if h.icmp && !icmp_addrs.contains(&ip) {
                     icmp_addrs.push(ip);
                 }
             }
         }
-        let server_names: BTreeMap<IpAddr, &str> = run
-            .hosts
+        let server_names: BTreeMap<IpAddr, &str> = specs
             .iter()
-            .flat_map(|h| {
-                addresses_of(h)
-                    .into_iter()
-                    .map(move |ip| (ip, h.address.as_str()))
-            })
+            .zip(&addrs)
+            .flat_map(|(h, ips)| ips.iter().map(move |ip| (*ip, h.address.as_str())))
             .collect();
         let in_flight = match self.in_flight {
             Some(n) => n as usize,
@@ -651,30 +899,17 @@ impl Args {
             let ports = tcp.join().unwrap_or_default();
             (ports, echoes)
         });
-        let echoes: BTreeMap<IpAddr, &Echoes> =
-            icmp_addrs.iter().copied().zip(echoes.iter()).collect();
-        let mut ports_by: BTreeMap<SocketAddr, &PortResult> = BTreeMap::new();
-        for p in &port_results {
-            ports_by.entry(p.addr).or_insert(p);
+        let echoes: BTreeMap<IpAddr, Echoes> = icmp_addrs.iter().copied().zip(echoes).collect();
+        let mut ports: BTreeMap<SocketAddr, PortResult> = BTreeMap::new();
+        for p in port_results {
+            ports.entry(p.addr).or_insert(p);
         }
-        let mut records = Vec::new();
-        for h in &run.hosts {
-            let resolve = resolved.get(h.address.as_str()).copied();
-            let addrs = addresses_of(h);
-            let host_records = self.host_record(
-                run,
-                ctx,
-                h,
-                resolve,
-                &addrs,
-                &host_ports(h),
-                &echoes,
-                &ports_by,
-                started,
-            );
-            records.extend(host_records);
+        Probed {
+            resolved,
+            addrs,
+            ports,
+            echoes,
         }
-        records
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -686,8 +921,8 @@ impl Args {
         resolve: Option<&Resolved>,
         addrs: &[IpAddr],
         ports: &[u16],
-        echoes: &BTreeMap<IpAddr, &Echoes>,
-        ports_by: &BTreeMap<SocketAddr, &PortResult>,
+        echoes: &BTreeMap<IpAddr, Echoes>,
+        ports_by: &BTreeMap<SocketAddr, PortResult>,
         started: Instant,
     ) -> Vec<Record> {
         let mut record = Record::new(CHECK, &h.address, Status::Ok, "");

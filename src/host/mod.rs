@@ -3,7 +3,9 @@
 //! host. This module holds what the flags and the hosts file parse into.
 
 pub mod cli;
+pub mod signals;
 pub mod tcp;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,6 +63,15 @@ pub struct HostSpec {
     pub ports: Option<Vec<u16>>,
     /// Its labels (joined with `--label`).
     pub labels: BTreeMap<String, String>,
+    /// With --verdict: its other networks, by name (the address above is on
+    /// the management network).
+    pub networks: BTreeMap<String, String>,
+    /// Its name in Nova and Neutron (`host` of its services), if not `name`.
+    pub service_host: Option<String>,
+    /// Its node name in Pacemaker, if not `name`.
+    pub cluster_node: Option<String>,
+    /// Its BMC's address, for `--bmc-command`'s `{bmc}`.
+    pub bmc: Option<String>,
 }
 
 impl HostSpec {
@@ -71,7 +82,24 @@ impl HostSpec {
             address: address.to_string(),
             ports: None,
             labels: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            service_host: None,
+            cluster_node: None,
+            bmc: None,
         }
+    }
+
+    /// Its name in Nova and Neutron.
+    pub fn service_name(&self) -> &str {
+        self.service_host.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Its zone, from the labels `zone` or `az`.
+    pub fn zone(&self) -> Option<&str> {
+        self.labels
+            .get("zone")
+            .or_else(|| self.labels.get("az"))
+            .map(String::as_str)
     }
 }
 
@@ -90,6 +118,11 @@ struct HostEntry {
     ports: Option<PortsValue>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    networks: BTreeMap<String, String>,
+    nova_host: Option<String>,
+    cluster_node: Option<String>,
+    bmc: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -126,18 +159,9 @@ pub fn read_hosts(path: &Path) -> Result<Vec<HostSpec>, UsageError> {
         return Ok(hosts);
     }
     let file: HostsFile = toml::from_str(&text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| {
-                format!(
-                    " line {}",
-                    text[..s.start.min(text.len())].lines().count().max(1)
-                )
-            })
-            .unwrap_or_default();
         UsageError::new(format!(
-            "hosts file {shown}{at}: {}",
-            e.message().lines().next().unwrap_or("not TOML")
+            "hosts file {shown} {}",
+            crate::files::toml_words(&e, &text)
         ))
     })?;
     let mut hosts = Vec::new();
@@ -169,11 +193,22 @@ pub fn read_hosts(path: &Path) -> Result<Vec<HostSpec>, UsageError> {
                 }
             }
         };
+        for (net, a) in &entry.networks {
+            if net.trim().is_empty() || a.trim().is_empty() || a.contains(char::is_whitespace) {
+                return Err(UsageError::new(which(&format!(
+                    "network {net:?} = {a:?} is not a name and one address"
+                ))));
+            }
+        }
         hosts.push(HostSpec {
             name: entry.name.unwrap_or_else(|| address.clone()),
             address,
             ports,
             labels: entry.labels,
+            networks: entry.networks,
+            service_host: entry.nova_host,
+            cluster_node: entry.cluster_node,
+            bmc: entry.bmc,
         });
     }
     if hosts.is_empty() {

@@ -43,13 +43,20 @@ pub fn notification(alert: &Alert) -> Option<Value> {
             alert.host.clone(),
             json!({"event": "STOPPED", "process_name": alert.name}),
         ),
-        // probe-host: a compute host that is down (hostmonitor); the host is
-        // the record's target, not the machine that probed it.
-        "probe-host" if firing && alert.state == AlarmState::Critical => (
-            "COMPUTE_HOST",
-            alert.name.clone(),
-            json!({"event": "STOPPED", "cluster_status": "OFFLINE", "host_status": "NORMAL"}),
-        ),
+        // probe-host --verdict: a host judged dead (samples, gates and all)
+        // carries the notification's type, host and payload. A plain probe
+        // that fails is not a dead compute host: nothing is sent for it.
+        "probe-host" => {
+            let m = record.get("details")?.get("masakari")?;
+            if !firing || alert.state != AlarmState::Critical {
+                return None;
+            }
+            (
+                m.get("type")?.as_str()?,
+                m.get("hostname")?.as_str()?.to_string(),
+                m.get("payload")?.clone(),
+            )
+        }
         _ => return None,
     };
     Some(json!({
@@ -203,8 +210,18 @@ mod tests {
         let mut a = alert(AlarmState::Critical, Kind::Firing);
         a.check = "probe-host".into();
         a.name = "compute-7".into();
+        // A failed plain probe is not a dead compute host.
+        a.record =
+            Some(json!({"ts": "2026-11-23T18:40:00.123Z", "details": {"alive_addresses": 0}}));
+        assert_eq!(notification(&a), None);
+        a.record = Some(
+            json!({"ts": "2026-11-23T18:40:00.123Z", "details": {"verdict": "dead", "masakari": {
+            "type": "COMPUTE_HOST", "hostname": "compute-7.cloud",
+            "payload": {"event": "STOPPED", "cluster_status": "OFFLINE", "host_status": "NORMAL"}}}}),
+        );
         let n = notification(&a).expect("COMPUTE_HOST");
-        assert_eq!(n["notification"]["hostname"], "compute-7");
+        assert_eq!(n["notification"]["type"], "COMPUTE_HOST");
+        assert_eq!(n["notification"]["hostname"], "compute-7.cloud");
         assert_eq!(
             n["notification"]["payload"],
             json!({"event": "STOPPED", "cluster_status": "OFFLINE", "host_status": "NORMAL"})

@@ -260,12 +260,28 @@ impl Nova<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Vec<Server>, OsError> {
+        self.servers(Some(host), deadline, trace)
+    }
+
+    /// Every server of every project, on `host` when given (an exact
+    /// match), following the pages to the end: one listing for many hosts
+    /// instead of a call per host.
+    pub fn servers(
+        &self,
+        host: Option<&str>,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Vec<Server>, OsError> {
         let mut all: Vec<Server> = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let mut path = format!(
+        let base = match host {
+            Some(h) => format!(
                 "/servers/detail?host={}&all_tenants=1&limit=1000",
-                query_value(host)
-            );
+                query_value(h)
+            ),
+            None => "/servers/detail?all_tenants=1&limit=1000".to_string(),
+        };
+        for _ in 0..MAX_PAGES {
+            let mut path = base.clone();
             if let Some(last) = all.last() {
                 path.push_str(&format!("&marker={}", query_value(&last.id)));
             }
@@ -288,7 +304,7 @@ impl Nova<'_> {
         Err(OsError::BadAnswer {
             service: SERVICE.into(),
             method: "GET",
-            path: format!("/servers/detail?host={host}"),
+            path: base,
             why: format!("more than {MAX_PAGES} pages"),
         })
     }

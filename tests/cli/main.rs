@@ -11,6 +11,7 @@ mod probe_host;
 mod probe_http;
 mod schema;
 mod security;
+mod verdict;
 #[cfg(feature = "libvirt")]
 mod watch_domains;
 mod watch_procs;
