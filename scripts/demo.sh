@@ -47,6 +47,14 @@ echo "   (ICMP needs root, CAP_NET_RAW or net.ipv4.ping_group_range; without the
 show "$bin/probe-host" -H 127.0.0.1 -p "$port,1" --icmp -n 3 -I 20ms --format table
 show "$bin/probe-host" -H 127.0.0.1 -p "$port,1" --per-port --format nagios
 echo
+echo "== probe-host --verdict: is a host dead? (each loopback address answers, so all are alive;"
+echo "   the last record is the run's gates: control targets, cliff, brake)"
+show "$bin/probe-host" --verdict -H 127.0.0.1 -H 127.0.0.2 -p "$port,1" --control "127.0.0.1:$port" \
+  -n 2 -I 20ms --state "$tmp/verdict.json" --format table
+printf '%s\n' '[[rule]]' 'when = { networks = "up" }' 'verdict = "alive"' >"$tmp/table.toml"
+echo "(a decision table that decides only one case is refused before anything is probed)"
+show "$bin/probe-host" --verdict -H 127.0.0.1 --table "$tmp/table.toml"
+echo
 echo "== watch-procs: count like check_procs, then keep a process running"
 show "$bin/watch-procs" -C demo_server -w 1: -c 1: --format nagios
 printf '%s\n' '[[process]]' 'name = "demo-worker"' 'cmdline = "sleep 4242"' \

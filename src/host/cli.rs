@@ -674,6 +674,12 @@ impl Tool for Args {
                 );
                 r.name = h.name.clone();
                 r.labels = h.labels.clone();
+                if run.verdict.is_some() {
+                    // A verdict cut off by the deadline is no verdict.
+                    r.status = Status::Unknown;
+                    r.summary = "unknown: still judging at the deadline".into();
+                    r.detail("verdict", "unknown");
+                }
                 r
             })
             .collect()

@@ -554,6 +554,52 @@ impl Stack {
         ]
     }
 
+    /// Boot a server with no network on `host` (the fake driver), ACTIVE
+    /// within a minute; its id.
+    fn boot_on(&self, host: &str) -> String {
+        let script = r#"
+import json, sys, time, urllib.request
+ks, pw, image, flavor, host = sys.argv[1:6]
+def call(url, method, body=None, token=None):
+    h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+    if token: h["X-Auth-Token"] = token
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None, headers=h)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers.get("X-Subject-Token"), json.loads(r.read() or b"{}")
+t, body = call(ks + "/auth/tokens", "POST", {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+_, s = call(nova + "/servers", "POST", {"server": {"name": "vd-" + host, "imageRef": image, "flavorRef": flavor,
+    "networks": "none", "availability_zone": "nova:" + host}}, t)
+sid = s["server"]["id"]
+for _ in range(120):
+    _, d = call(nova + "/servers/" + sid, "GET", None, t)
+    if d["server"]["status"] in ("ACTIVE", "ERROR"):
+        break
+    time.sleep(0.5)
+print(sid, d["server"]["status"])
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+                self.var("OS_IMAGE_ID"),
+                self.var("OS_FLAVOR_ID"),
+                host,
+            ])
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.trim().ends_with("ACTIVE"),
+            "boot on {host}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.split_whitespace().next().unwrap_or("").to_string()
+    }
+
     fn signal(&self, what: &str, sig: &str) {
         let pid =
             std::fs::read_to_string(format!("{}/{what}", self.var("OS_PIDS"))).expect("pid file");
@@ -626,6 +672,8 @@ fn real_nova_and_neutron_go_stale_for_a_stopped_host_and_for_all() {
     assert_eq!(h.details["signals"]["neutron"], "up", "{h:?}");
     assert_eq!(h.details["evidence"]["nova"]["state"], "up");
     assert!(!first.stdout.contains(stack.var("KEYSTONE_ADMIN_PASSWORD")));
+    // A server on compute2 (no network: nothing of it to probe).
+    let server = stack.boot_on("compute2");
 
     // compute2: its nova-compute and agent stopped, its link down.
     let mut stopped = Continue(&stack, Vec::new());
@@ -670,6 +718,15 @@ fn real_nova_and_neutron_go_stale_for_a_stopped_host_and_for_all() {
     assert_eq!(
         h.details["evidence"]["neutron"]["agents"][0]["binary"],
         "neutron-metadata-agent"
+    );
+    // Nova's own list of what is on the host: the server, with no address.
+    assert_eq!(h.details["signals"]["instances"], "none", "{h:?}");
+    assert!(
+        h.details["evidence"]["instances"]["servers"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{h:?} {server}"
     );
     assert_eq!(verdict_of(&all, "compute1"), "alive");
 
