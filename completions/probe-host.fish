@@ -49,6 +49,7 @@ complete -c probe-host -l cliff-runs -d 'Runs a cliff is waited out' -r
 complete -c probe-host -l max-dead -d 'More dead hosts than this at once: none is dead (unknown, the brake)' -r
 complete -c probe-host -l max-dead-percent -d 'More than this share of the hosts dead at once: none is dead (off to disable)' -r
 complete -c probe-host -l max-dead-per-zone -d 'More dead hosts than this in one zone (the host\'s zone or az label, or Nova\'s zone) at once: none of that zone is dead' -r
+complete -c probe-host -l max-dead-per-aggregate -d 'More dead hosts than this in one host aggregate (Nova\'s, with --openstack, or the host\'s aggregate label, comma-separated) at once: none of that aggregate is dead' -r
 complete -c probe-host -l state -d 'Keep samples, the last run\'s alive hosts and a cliff here between runs' -r -F
 complete -c probe-host -l probe-timeout -d 'How long each probe phase (the hosts\' networks, then their servers) may take' -r
 complete -c probe-host -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r

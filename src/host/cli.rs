@@ -408,6 +408,11 @@ pub struct VerdictArgs {
     #[arg(long, value_name = "N", help_heading = "Verdict")]
     pub max_dead_per_zone: Option<usize>,
 
+    /// More dead hosts than this in one host aggregate (Nova's, with --openstack, or the
+    /// host's aggregate label, comma-separated) at once: none of that aggregate is dead.
+    #[arg(long, value_name = "N", help_heading = "Verdict")]
+    pub max_dead_per_aggregate: Option<usize>,
+
     /// Keep samples, the last run's alive hosts and a cliff here between runs.
     #[arg(long, value_name = "FILE", help_heading = "Verdict")]
     pub state: Option<PathBuf>,

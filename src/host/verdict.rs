@@ -692,6 +692,8 @@ pub struct Judged {
     pub host: String,
     /// Its zone, for per-zone budgets.
     pub zone: Option<String>,
+    /// Its host aggregates, for per-aggregate budgets.
+    pub aggregates: Vec<String>,
     /// What the table said.
     pub table: Verdict,
     /// The final verdict.
@@ -717,6 +719,8 @@ pub struct Gates {
     pub max_dead_percent: Option<f64>,
     /// `--max-dead-per-zone`.
     pub max_dead_per_zone: Option<usize>,
+    /// `--max-dead-per-aggregate`.
+    pub max_dead_per_aggregate: Option<usize>,
 }
 
 /// Why the observer may be the problem this run (control targets silent,
@@ -861,25 +865,49 @@ pub fn apply_gates(
             hosts[*i].gate = Some(format!("brake: {why}"));
         }
         report.brake = Some(why.clone());
-    } else if let Some(max) = gates.max_dead_per_zone {
-        let mut by_zone: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for i in &dead {
-            let zone = hosts[*i].zone.clone().unwrap_or_else(|| "(no zone)".into());
-            by_zone.entry(zone).or_default().push(*i);
-        }
+    } else {
+        // Budgets per group: a zone, an aggregate. Counted on the dead
+        // before any budget acts, so one group's brake does not spare another.
         let mut said = Vec::new();
-        for (zone, members) in by_zone {
-            if members.len() > max {
-                let why = format!(
-                    "{} hosts dead at once in zone {zone}, more than --max-dead-per-zone {max}",
-                    members.len()
-                );
-                for i in members {
-                    hosts[i].verdict = Verdict::Unknown;
-                    hosts[i].gate = Some(format!("brake: {why}"));
+        let mut held: BTreeSet<usize> = BTreeSet::new();
+        let budgets: [(Option<usize>, &str, &str); 2] = [
+            (gates.max_dead_per_zone, "zone", "--max-dead-per-zone"),
+            (
+                gates.max_dead_per_aggregate,
+                "aggregate",
+                "--max-dead-per-aggregate",
+            ),
+        ];
+        for (max, kind, flag) in budgets {
+            let Some(max) = max else { continue };
+            let mut by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for i in &dead {
+                let groups: Vec<String> = if kind == "zone" {
+                    vec![hosts[*i].zone.clone().unwrap_or_else(|| "(no zone)".into())]
+                } else {
+                    hosts[*i].aggregates.clone()
+                };
+                for g in groups {
+                    by.entry(g).or_default().push(*i);
                 }
-                said.push(why);
             }
+            for (group, members) in by {
+                if members.len() > max {
+                    let why = format!(
+                        "{} hosts dead at once in {kind} {group}, more than {flag} {max}",
+                        members.len()
+                    );
+                    for i in members {
+                        if held.insert(i) {
+                            hosts[i].gate = Some(format!("brake: {why}"));
+                        }
+                    }
+                    said.push(why);
+                }
+            }
+        }
+        for i in &held {
+            hosts[*i].verdict = Verdict::Unknown;
         }
         if !said.is_empty() {
             report.brake = Some(said.join("; "));
@@ -1036,6 +1064,7 @@ mod tests {
         Judged {
             host: name.into(),
             zone: None,
+            aggregates: Vec::new(),
             table,
             verdict: table,
             gate: None,
@@ -1051,6 +1080,7 @@ mod tests {
             max_dead: None,
             max_dead_percent: Some(50.0),
             max_dead_per_zone: None,
+            max_dead_per_aggregate: None,
         }
     }
 
@@ -1094,6 +1124,50 @@ mod tests {
             round(&mut s, &[Dead, Dead, Dead, Alive], &g1),
             [Unknown, Unknown, Unknown, Alive]
         );
+    }
+
+    #[test]
+    fn budgets_per_zone_and_aggregate_hold_back_only_their_group() {
+        let g = Gates {
+            samples: Samples { need: 1, of: 1 },
+            cliff: None,
+            max_dead_percent: None,
+            max_dead_per_zone: Some(1),
+            max_dead_per_aggregate: Some(1),
+            ..gates()
+        };
+        let mut hosts: Vec<Judged> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| judged(n, Verdict::Dead))
+            .collect();
+        hosts[0].zone = Some("az1".into());
+        hosts[1].zone = Some("az1".into());
+        hosts[2].zone = Some("az2".into());
+        hosts[3].zone = Some("az3".into());
+        hosts[2].aggregates = vec!["rack7".into()];
+        hosts[3].aggregates = vec!["rack7".into()];
+        let r = apply_gates(
+            &mut hosts,
+            &mut VerdictState::default(),
+            &g,
+            &Observer::default(),
+        );
+        let v: Vec<Verdict> = hosts.iter().map(|h| h.verdict).collect();
+        assert_eq!(v, [Verdict::Unknown; 4]);
+        assert!(r.brake.as_deref().unwrap_or("").contains("zone az1"));
+        assert!(r.brake.as_deref().unwrap_or("").contains("aggregate rack7"));
+        // One dead per group: nothing held.
+        let mut hosts = vec![judged("a", Verdict::Dead), judged("c", Verdict::Dead)];
+        hosts[0].zone = Some("az1".into());
+        hosts[1].zone = Some("az2".into());
+        apply_gates(
+            &mut hosts,
+            &mut VerdictState::default(),
+            &g,
+            &Observer::default(),
+        );
+        assert_eq!(hosts[0].verdict, Verdict::Dead);
+        assert_eq!(hosts[1].verdict, Verdict::Dead);
     }
 
     #[test]

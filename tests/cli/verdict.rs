@@ -762,6 +762,8 @@ fn real_nova_and_neutron_go_stale_for_a_stopped_host_and_for_all() {
             "--verdict",
             "--openstack",
             "--hypervisors",
+            "--max-dead-per-aggregate",
+            "1",
             "--samples",
             "1",
             "--probe-timeout",
@@ -773,7 +775,15 @@ fn real_nova_and_neutron_go_stale_for_a_stopped_host_and_for_all() {
         ],
         &env,
     );
-    let names: Vec<String> = r.records().iter().map(|r| r.name.clone()).collect();
+    let all = r.records();
+    assert!(
+        summary(&all).details["gates"]["observer_impaired"]
+            .as_array()
+            .is_some_and(|a| a.is_empty()),
+        "Nova's aggregates were read: {}",
+        summary(&all).summary
+    );
+    let names: Vec<String> = all.iter().map(|r| r.name.clone()).collect();
     for i in 1..=3 {
         assert!(
             names.contains(&format!("compute{i}")),

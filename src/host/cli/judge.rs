@@ -219,6 +219,7 @@ pub fn prepare(args: &Args, hosts: &[HostSpec]) -> Result<VerdictRun, UsageError
             max_dead: v.max_dead,
             max_dead_percent: v.max_dead_percent.0,
             max_dead_per_zone: v.max_dead_per_zone,
+            max_dead_per_aggregate: v.max_dead_per_aggregate,
         },
         instance_ports,
         memory: Mutex::new(VerdictState::default()),
@@ -272,6 +273,7 @@ struct Gathered {
     agents: Option<Result<Vec<Agent>, String>>,
     hypervisors: Option<Result<Vec<(String, String)>, String>>,
     cluster: Option<Result<signals::Cluster, String>>,
+    aggregates: Option<Result<Vec<crate::openstack::nova::Aggregate>, String>>,
     trace: Vec<TraceStep>,
 }
 
@@ -380,6 +382,13 @@ impl Args {
                 v.controls.len()
             ));
         }
+        // A budget that cannot be counted holds every dead back.
+        if let Some(Err(e)) = &gathered.aggregates {
+            observer.impaired.push(format!(
+                "Nova's aggregates cannot be read for --max-dead-per-aggregate: {}",
+                crate::redact::urls_in(e)
+            ));
+        }
         // Nova and Neutron per host; the stale-for-all gate.
         let sdt = self.verdict.service_down_time;
         let adt = self.verdict.agent_down_time;
@@ -456,9 +465,30 @@ impl Args {
                 None => (0, Verdict::Unknown, "no rule decides it".to_string()),
             };
             decided.push((rule, why));
+            let mut aggregates: Vec<String> = s
+                .spec
+                .labels
+                .get("aggregate")
+                .map(|l| {
+                    l.split(',')
+                        .map(|a| a.trim().to_string())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Ok(list)) = &gathered.aggregates {
+                for a in list {
+                    if a.hosts.iter().any(|h| h == s.spec.service_name())
+                        && !aggregates.contains(&a.name)
+                    {
+                        aggregates.push(a.name.clone());
+                    }
+                }
+            }
             judged.push(Judged {
                 host: s.spec.name.clone(),
                 zone: s.zone.clone(),
+                aggregates,
                 table: verdict,
                 verdict,
                 gate: None,
@@ -712,6 +742,15 @@ impl Args {
                     (r.map_err(|e| e.to_string()), t)
                 })
             });
+            let aggregates = session
+                .filter(|_| self.verdict.max_dead_per_aggregate.is_some())
+                .map(|s| {
+                    scope.spawn(move || {
+                        let mut t = Vec::new();
+                        let r = Nova(s).aggregates(deadline, &mut t);
+                        (r.map_err(|e| e.to_string()), t)
+                    })
+                });
             let cluster = v.crm_mon.as_ref().map(|argv| {
                 scope.spawn(move || {
                     let r = crate::command::output(argv, &[], deadline, 16 * 1024 * 1024);
@@ -759,6 +798,13 @@ impl Args {
                     .join()
                     .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
                 out.agents = Some(r);
+                out.trace.extend(t);
+            }
+            if let Some(h) = aggregates {
+                let (r, t) = h
+                    .join()
+                    .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
+                out.aggregates = Some(r);
                 out.trace.extend(t);
             }
             if let Some(h) = cluster {
