@@ -303,10 +303,20 @@ fn one_dead_host_among_healthy_ones_is_dead_after_the_samples_with_its_evidence(
     );
     assert_eq!(r.status, Status::Warning);
     assert_eq!(second.code, 1);
-    let third = f.verdict(&["--samples", "2"]);
+    // A BMC's power state as evidence; the command line (a password in
+    // it) is never shown.
+    let third = f.verdict(&[
+        "--samples",
+        "2",
+        "--bmc-command",
+        "sh -c 'echo {host}: Chassis Power is off' -P bmc-secret-42",
+    ]);
+    assert!(!third.stdout.contains("bmc-secret-42") && !third.stderr.contains("bmc-secret-42"));
     let all = third.records();
     let r = host(&all, "compute2");
     assert_eq!(r.details["verdict"], "dead", "{r:?}");
+    assert_eq!(r.details["bmc"]["power"], "off", "{r:?}");
+    assert!(host(&all, "compute1").details.get("bmc").is_none());
     assert_eq!(r.status, Status::Critical);
     assert_eq!(third.code, 2);
     // The evidence: silent on both networks, offline with quorum.

@@ -448,7 +448,6 @@ impl Args {
         if v.gathered.contains("instances") {
             self.instances(run, v, session.as_ref(), &subjects, &mut readings, ctx);
         }
-        // BMC power states: evidence only, for hosts that are not alive.
         let table = &v.table;
         let mut judged: Vec<Judged> = Vec::new();
         let mut decided: Vec<(usize, String)> = Vec::new();
@@ -523,6 +522,25 @@ impl Args {
                 }
             }
         };
+        // BMC power states, for the hosts that are not alive, a few at once.
+        let not_alive: Vec<usize> = (0..subjects.len())
+            .filter(|i| judged[*i].verdict != Verdict::Alive)
+            .collect();
+        let mut bmc: BTreeMap<usize, Reading> = BTreeMap::new();
+        if v.bmc.is_some() && !not_alive.is_empty() {
+            let readings: Vec<Option<Reading>> = crate::pool::run_all(
+                &not_alive,
+                ctx,
+                16,
+                &|i: &usize| self.bmc_reading(v, &subjects[*i], deadline),
+                &|_| Some(unknown("not asked before the deadline")),
+            );
+            for (i, r) in not_alive.iter().zip(readings) {
+                if let Some(r) = r {
+                    bmc.insert(*i, r);
+                }
+            }
+        }
         let mut records = Vec::new();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for (si, s) in subjects.iter().enumerate() {
@@ -578,11 +596,9 @@ impl Args {
             if let Some(z) = &s.zone {
                 r.detail("zone", z.clone());
             }
-            if j.verdict != Verdict::Alive {
-                if let Some(b) = self.bmc_reading(v, s, deadline) {
-                    said.push_str(&format!("; BMC power {}", b.value));
-                    r.detail("bmc", b.evidence);
-                }
+            if let Some(b) = bmc.remove(&si) {
+                said.push_str(&format!("; BMC power {}", b.value));
+                r.detail("bmc", b.evidence);
             }
             if j.verdict == Verdict::Dead {
                 r.detail(
@@ -599,13 +615,15 @@ impl Args {
             records.push(r);
         }
         // One record for the run: the gates and the counts.
-        let gate_status = if !report.observer_impaired.is_empty() || report.brake.is_some() {
-            Status::Unknown
-        } else if report.cliff.is_some() || !problems.is_empty() {
-            Status::Warning
-        } else {
-            Status::Ok
-        };
+        let inventory_failed = matches!(gathered.hypervisors, Some(Err(_)));
+        let gate_status =
+            if !report.observer_impaired.is_empty() || report.brake.is_some() || inventory_failed {
+                Status::Unknown
+            } else if report.cliff.is_some() || !problems.is_empty() {
+                Status::Warning
+            } else {
+                Status::Ok
+            };
         let mut words: Vec<String> = ["dead", "suspect", "unknown", "alive"]
             .iter()
             .map(|k| format!("{} {k}", counts.get(k).copied().unwrap_or(0)))
