@@ -802,3 +802,112 @@ fn real_nova_and_neutron_go_stale_for_a_stopped_host_and_for_all() {
         );
     }
 }
+
+/// A stand-in for Nova (the fake driver's servers have no address, so the
+/// real Nova cannot place a server on an address a test owns), with the
+/// shapes Zed's Nova answers: compute1 and compute2 stale, compute3 up;
+/// compute1's server on compute3's address (it answers), compute2's on its
+/// own tenant address (cut off with it). The token comes from the real
+/// Keystone.
+#[test]
+fn a_silent_host_whose_servers_answer_is_alive_and_one_whose_servers_are_silent_is_dead() {
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(ks) = crate::keystone::Ks::get() else {
+        return;
+    };
+    if !can_netns() {
+        return;
+    }
+    let f = fleet("vd-vms", 222, 3);
+    let old = "2020-01-01T00:00:00.000000";
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    let now = now.trim_end_matches('Z').to_string();
+    let nova = http_server(std::sync::Arc::new(
+        move |req: &Request, s: &mut dyn Stream| {
+            let body = if req.path.starts_with("/v2.1/os-services") {
+                let svc = |h: &str, state: &str, at: &str| {
+                    serde_json::json!({"id": format!("id-{h}"), "binary": "nova-compute", "host": h, "zone": "nova",
+                    "status": "enabled", "state": state, "updated_at": at, "disabled_reason": null, "forced_down": false})
+                };
+                serde_json::json!({"services": [svc("compute1", "down", old), svc("compute2", "down", old), svc("compute3", "up", &now)]})
+            } else if req.path.starts_with("/v2.1/servers/detail") {
+                let (id, addr) = if req.path.contains("host=compute1&") {
+                    ("vm-1", "10.222.0.13")
+                } else if req.path.contains("host=compute2&") {
+                    ("vm-2", "10.222.1.12")
+                } else {
+                    ("", "")
+                };
+                let servers = if id.is_empty() {
+                    serde_json::json!([])
+                } else {
+                    serde_json::json!([{"id": id, "name": id, "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": "x",
+                    "addresses": {"private": [{"addr": addr, "version": 4, "OS-EXT-IPS:type": "fixed"}]}}])
+                };
+                serde_json::json!({"servers": servers})
+            } else {
+                respond(s, 404, &[], b"{}");
+                return;
+            };
+            respond(
+                s,
+                200,
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            );
+        },
+    ));
+    let cache = f.path("cache");
+    let env = ks.password_env(&cache, ks.var("KEYSTONE_DEMO_PASSWORD"));
+    f.kill(1);
+    f.kill(2);
+    let hosts = f.path("hosts.toml");
+    let compute = format!("compute={}", nova.url("/v2.1"));
+    let r = run_clean(
+        PROBE_HOST,
+        &[
+            "--verdict",
+            "--hosts",
+            &hosts,
+            "--openstack",
+            "--skip",
+            "neutron",
+            "--os-endpoint-override",
+            &compute,
+            "--samples",
+            "1",
+            "--cliff",
+            "off",
+            "--probe-timeout",
+            "1s",
+            "-n",
+            "1",
+            "--icmp-wait",
+            "500ms",
+            "-t",
+            "10",
+        ],
+        &env,
+    );
+    let all = r.records();
+    let one = host(&all, "compute1");
+    assert_eq!(one.details["signals"]["management"], "silent", "{one:?}");
+    assert_eq!(one.details["signals"]["instances"], "up", "{one:?}");
+    assert_eq!(
+        one.details["verdict"], "alive",
+        "its server answers: {one:?}"
+    );
+    assert_eq!(
+        one.details["evidence"]["instances"]["probed"][0]["server"],
+        "vm-1"
+    );
+    let two = host(&all, "compute2");
+    assert_eq!(two.details["signals"]["instances"], "silent", "{two:?}");
+    assert_eq!(two.details["signals"]["nova"], "stale");
+    assert_eq!(two.details["verdict"], "dead", "{two:?}");
+    let three = host(&all, "compute3");
+    assert_eq!(three.details["signals"]["instances"], "unknown");
+    assert!(three.details["evidence"]["instances"]["not_probed"].is_string());
+}
