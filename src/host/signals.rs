@@ -364,8 +364,11 @@ mod tests {
     fn nova_staleness_by_state_and_age() {
         let now = SystemTime::now();
         let at = |ago: u64| {
-            let t: chrono_like::Utc = (now - Duration::from_secs(ago)).into();
-            t.0
+            // A UTC time as Nova writes it (no zone).
+            humantime::format_rfc3339_micros(now - Duration::from_secs(ago))
+                .to_string()
+                .trim_end_matches('Z')
+                .to_string()
         };
         let svc = |state: &str, forced: bool, ago: u64| ComputeService {
             id: "x".into(),
@@ -401,17 +404,6 @@ mod tests {
             nova(&[svc("up", false, 5)], "compute10", now, d).value,
             "unknown"
         );
-    }
-
-    mod chrono_like {
-        /// A UTC time as Nova writes it (no zone).
-        pub struct Utc(pub String);
-        impl From<std::time::SystemTime> for Utc {
-            fn from(t: std::time::SystemTime) -> Utc {
-                let s = humantime::format_rfc3339_micros(t).to_string();
-                Utc(s.trim_end_matches('Z').to_string())
-            }
-        }
     }
 
     #[test]

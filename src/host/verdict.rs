@@ -67,39 +67,19 @@ impl Verdict {
 /// `unknown` (nothing decided), `none` (the host has no address on it).
 pub const NETWORK_VALUES: &[&str] = &["up", "closed", "silent", "unknown", "none"];
 
-/// The signals besides the networks, with their values. `off` is a signal
-/// this run does not gather.
-pub const SIGNALS: &[(&str, &[&str], &str)] = &[
-    (
-        "networks",
-        &["up", "partial", "silent", "unknown"],
-        "every network at once: up (all answer, open or closed), partial (some), silent (none), unknown (none decided)",
-    ),
-    (
-        "instances",
-        &["up", "silent", "none", "unknown", "off"],
-        "the ports of the host's servers: up (any answers), silent (all silent), none (no server with an address to probe), unknown (Nova's list failed)",
-    ),
-    (
-        "nova",
-        &["up", "stale", "unknown", "off"],
-        "the host's nova-compute: stale when down or not reported within --service-down-time, unknown when Nova cannot say",
-    ),
-    (
-        "neutron",
-        &["up", "stale", "none", "unknown", "off"],
-        "the host's Neutron agents: up (a heartbeat within --agent-down-time), stale (none), none (no agent), unknown",
-    ),
+/// The signals besides the networks, with their values (their meanings
+/// are in [`DEFAULT_TABLE`]'s comment). `off` is a signal this run does not
+/// gather.
+pub const SIGNALS: &[(&str, &[&str])] = &[
+    ("networks", &["up", "partial", "silent", "unknown"]),
+    ("instances", &["up", "silent", "none", "unknown", "off"]),
+    ("nova", &["up", "stale", "unknown", "off"]),
+    ("neutron", &["up", "stale", "none", "unknown", "off"]),
     (
         "cluster",
         &["online", "offline", "no-quorum", "unknown", "off"],
-        "Pacemaker's view (crm_mon): the node online or offline with quorum, no-quorum, unknown (not a node, or crm_mon failed)",
     ),
-    (
-        "peers",
-        &["up", "silent", "unknown", "off"],
-        "other vantage points: up (one reaches it), silent (all that report do not), unknown (no fresh report)",
-    ),
+    ("peers", &["up", "silent", "unknown", "off"]),
 ];
 
 /// The table that ships: dead only when the host is silent on every
@@ -224,8 +204,7 @@ pub struct Table {
 /// A host's signal values, one per dimension of the table.
 pub type Vector = Vec<u8>;
 
-fn values_of(table_dims: &[String], networks: usize, d: usize) -> &'static [&'static str] {
-    let _ = table_dims;
+fn values_of(networks: usize, d: usize) -> &'static [&'static str] {
     if d < networks {
         NETWORK_VALUES
     } else {
@@ -283,7 +262,7 @@ impl Table {
             )));
         }
         for n in networks {
-            if SIGNALS.iter().any(|(s, _, _)| s == n) {
+            if SIGNALS.iter().any(|(s, _)| s == n) {
                 return Err(fail(format!(
                     "network {n:?} has the name of a signal; rename it"
                 )));
@@ -295,7 +274,7 @@ impl Table {
             return Err(fail("no [[rule]]".into()));
         }
         let mut dims: Vec<String> = networks.to_vec();
-        dims.extend(SIGNALS.iter().map(|(s, _, _)| s.to_string()));
+        dims.extend(SIGNALS.iter().map(|(s, _)| s.to_string()));
         let n = networks.len();
         let mut rules = Vec::new();
         for (i, entry) in file.rule.iter().enumerate() {
@@ -308,7 +287,7 @@ impl Table {
             })?;
             let mut allow: Vec<u8> = (0..dims.len())
                 .map(|d| {
-                    let count = values_of(&dims, n, d).len();
+                    let count = values_of(n, d).len();
                     ((1u16 << count) - 1) as u8
                 })
                 .collect();
@@ -318,13 +297,13 @@ impl Table {
                         "{at}: {key:?} is neither a signal ({}) nor a network of this run ({})",
                         SIGNALS
                             .iter()
-                            .map(|(s, _, _)| *s)
+                            .map(|(s, _)| *s)
                             .collect::<Vec<_>>()
                             .join(", "),
                         networks.join(", ")
                     ))
                 })?;
-                let values = values_of(&dims, n, d);
+                let values = values_of(n, d);
                 let given: Vec<&String> = match value {
                     OneOrMany::One(v) => vec![v],
                     OneOrMany::Many(v) => v.iter().collect(),
@@ -368,7 +347,7 @@ impl Table {
     /// rule that can apply to this run decides at least one vector.
     fn check(&self, gathered: &BTreeSet<&str>) -> Result<(), String> {
         let n = self.networks;
-        let off = |d: usize| value_index(values_of(&self.dims, n, d), "off");
+        let off = |d: usize| value_index(values_of(n, d), "off");
         // The free dimensions: every network, and each signal gathered (the
         // aggregate `networks` follows from the networks).
         let mut radix: Vec<u8> = Vec::new();
@@ -383,7 +362,7 @@ impl Table {
                 radix.push(1);
             } else {
                 fixed.push(None);
-                let count = values_of(&self.dims, n, d).len();
+                let count = values_of(n, d).len();
                 // A gathered signal is never `off`.
                 let count = if off(d).is_some() { count - 1 } else { count };
                 radix.push(count as u8);
@@ -458,17 +437,6 @@ impl Table {
     /// Whether `rule` alone matches some vector of this run, with `extra`
     /// more networks that no rule names.
     fn matches_anything(&self, rule: &Rule, gathered: &BTreeSet<&str>, extra: usize) -> bool {
-        let single = Table {
-            dims: self.dims.clone(),
-            networks: self.networks,
-            rules: vec![Rule {
-                allow: rule.allow.clone(),
-                verdict: rule.verdict,
-                why: String::new(),
-            }],
-        };
-        // A one-rule table "decides" its rule iff the rule matches something;
-        // a gap is expected, so only the reachability is read.
         let mut any = false;
         let n = self.networks;
         let nets = NETWORK_VALUES.len() as u32;
@@ -492,8 +460,8 @@ impl Table {
                 // The other signals are independent: each must allow one of
                 // the values this run can give it.
                 any = (n..self.dims.len()).filter(|d| *d != agg_d).all(|d| {
-                    let values = values_of(&self.dims, n, d);
-                    let possible = single.possible(d, gathered, values);
+                    let values = values_of(n, d);
+                    let possible = self.possible(d, gathered, values);
                     rule.allow[d] & possible != 0
                 });
                 if any {
@@ -519,7 +487,7 @@ impl Table {
     pub fn show(&self, v: &Vector) -> String {
         (0..self.dims.len())
             .map(|d| {
-                let values = values_of(&self.dims, self.networks, d);
+                let values = values_of(self.networks, d);
                 format!(
                     "{}={}",
                     self.dims[d],
@@ -537,7 +505,7 @@ impl Table {
         let n = self.networks;
         let mut v: Vector = (0..self.dims.len())
             .map(|d| {
-                let vals = values_of(&self.dims, n, d);
+                let vals = values_of(n, d);
                 let given = values.get(&self.dims[d]).map(String::as_str);
                 let fallback = if d < n { "unknown" } else { "off" };
                 value_index(vals, given.unwrap_or(fallback))
@@ -555,7 +523,7 @@ impl Table {
         let Some(d) = self.dims.iter().position(|x| x == name) else {
             return "?";
         };
-        values_of(&self.dims, self.networks, d)
+        values_of(self.networks, d)
             .get(v[d] as usize)
             .copied()
             .unwrap_or("?")
@@ -583,7 +551,7 @@ impl Rule {
     /// `off`: it is for another configuration, not a mistake.
     fn dormant(&self, table: &Table, gathered: &BTreeSet<&str>) -> bool {
         (table.networks..table.dims.len()).any(|d| {
-            let values = values_of(&table.dims, table.networks, d);
+            let values = values_of(table.networks, d);
             let possible = table.possible(d, gathered, values);
             self.allow[d] & possible == 0
         })
@@ -926,7 +894,7 @@ mod tests {
     use super::*;
 
     fn all() -> BTreeSet<&'static str> {
-        SIGNALS.iter().map(|(s, _, _)| *s).collect()
+        SIGNALS.iter().map(|(s, _)| *s).collect()
     }
 
     fn nets(n: usize) -> Vec<String> {

@@ -314,16 +314,7 @@ pub const SINK_KINDS: [&str; 7] = [
 pub fn load(path: &Path, base: &Rules) -> Result<Config, UsageError> {
     let at = |m: String| UsageError::new(format!("{}: {m}", path.display()));
     let text = crate::files::read_text(path, crate::files::CONFIG_MAX).map_err(at)?;
-    let file: File = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let msg = e.message().replace('\n', " ");
-        match line {
-            Some(l) => at(format!("line {l}: {msg}")),
-            None => at(msg),
-        }
-    })?;
+    let file: File = toml::from_str(&text).map_err(|e| at(crate::files::toml_words(&e, &text)))?;
     let key = file
         .key
         .map(|parts| {

@@ -523,3 +523,29 @@ pub fn replace_file(path: &str, text: &str) {
     std::fs::write(&tmp, text).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
 }
+
+/// The `KEY=VALUE` lines of the env file a start script wrote, named by
+/// the variable `var`. Without it: None (the test says it is skipped), or
+/// a failure when `require` is set (CI).
+pub fn env_file(
+    var: &str,
+    require: &str,
+    what: &str,
+    how: &str,
+) -> Option<std::collections::HashMap<String, String>> {
+    let Ok(path) = std::env::var(var) else {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but no {what} is running ({how})"
+        );
+        eprintln!("skipped: no {what} ({how}; set {var}=DIR/env)");
+        return None;
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{var}={path}: {e}"));
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}

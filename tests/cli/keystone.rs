@@ -19,23 +19,12 @@ pub(crate) struct Ks {
 
 impl Ks {
     pub(crate) fn get() -> Option<Ks> {
-        let path = match std::env::var("SKYPROBE_KEYSTONE_ENV") {
-            Ok(p) => p,
-            Err(_) => {
-                assert!(
-                    std::env::var_os("SKYPROBE_REQUIRE_KEYSTONE").is_none(),
-                    "SKYPROBE_REQUIRE_KEYSTONE is set but no Keystone is running (scripts/keystone.sh start)"
-                );
-                eprintln!("skipped: no Keystone (run scripts/keystone.sh start DIR and set SKYPROBE_KEYSTONE_ENV=DIR/env)");
-                return None;
-            }
-        };
-        let text = std::fs::read_to_string(&path).expect("keystone env file");
-        let vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars = env_file(
+            "SKYPROBE_KEYSTONE_ENV",
+            "SKYPROBE_REQUIRE_KEYSTONE",
+            "Keystone",
+            "scripts/keystone.sh start DIR",
+        )?;
         Some(Ks { vars })
     }
 

@@ -524,25 +524,13 @@ struct Stack {
 
 impl Stack {
     fn get() -> Option<Stack> {
-        let path = match std::env::var("SKYPROBE_OPENSTACK_ENV") {
-            Ok(p) => p,
-            Err(_) => {
-                assert!(
-                    std::env::var_os("SKYPROBE_REQUIRE_OPENSTACK").is_none(),
-                    "SKYPROBE_REQUIRE_OPENSTACK is set but no OpenStack is running (scripts/openstack.sh start)"
-                );
-                eprintln!("skipped: no OpenStack (scripts/openstack.sh start DIR KEYSTONE_ENV; SKYPROBE_OPENSTACK_ENV=DIR/env)");
-                return None;
-            }
-        };
-        let text = std::fs::read_to_string(path).expect("openstack env");
-        Some(Stack {
-            vars: text
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
+        let vars = env_file(
+            "SKYPROBE_OPENSTACK_ENV",
+            "SKYPROBE_REQUIRE_OPENSTACK",
+            "OpenStack",
+            "scripts/openstack.sh start DIR KEYSTONE_ENV",
+        )?;
+        Some(Stack { vars })
     }
 
     fn var(&self, k: &str) -> &str {

@@ -796,42 +796,23 @@ impl Args {
                     (r, vec![step])
                 })
             });
-            if let Some(h) = hypervisors {
+            // A thread's answer and its trace steps (a panic is an answer too).
+            fn joined<T>(
+                h: std::thread::ScopedJoinHandle<'_, (Result<T, String>, Vec<TraceStep>)>,
+                trace: &mut Vec<TraceStep>,
+            ) -> Result<T, String> {
                 let (r, t) = h
                     .join()
                     .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
-                out.hypervisors = Some(r);
-                out.trace.extend(t);
+                trace.extend(t);
+                r
             }
+            out.hypervisors = hypervisors.map(|h| joined(h, &mut out.trace));
             result = Some(meanwhile(out.hypervisors.as_ref()));
-            if let Some(h) = services {
-                let (r, t) = h
-                    .join()
-                    .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
-                out.services = Some(r);
-                out.trace.extend(t);
-            }
-            if let Some(h) = agents {
-                let (r, t) = h
-                    .join()
-                    .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
-                out.agents = Some(r);
-                out.trace.extend(t);
-            }
-            if let Some(h) = aggregates {
-                let (r, t) = h
-                    .join()
-                    .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
-                out.aggregates = Some(r);
-                out.trace.extend(t);
-            }
-            if let Some(h) = cluster {
-                let (r, t) = h
-                    .join()
-                    .unwrap_or_else(|_| (Err("panicked".into()), Vec::new()));
-                out.cluster = Some(r);
-                out.trace.extend(t);
-            }
+            out.services = services.map(|h| joined(h, &mut out.trace));
+            out.agents = agents.map(|h| joined(h, &mut out.trace));
+            out.aggregates = aggregates.map(|h| joined(h, &mut out.trace));
+            out.cluster = cluster.map(|h| joined(h, &mut out.trace));
         });
         let result = result.expect("meanwhile ran inside the scope");
         (out, result)
