@@ -14,6 +14,38 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+/// Split `HOST`, `HOST:PORT` or `[V6]:PORT` (a bare IPv6 address has no
+/// port); the port, when given, is 1-65535.
+pub fn host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    let t = text.trim();
+    if t.is_empty() || t.contains(char::is_whitespace) {
+        return Err(format!("{text:?} is not HOST or HOST:PORT"));
+    }
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{text:?}: port {p:?} is not 1-65535"))
+    };
+    if let Some(rest) = t.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{text:?}: no closing ]"))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host.to_string(), Some(port(p)?))),
+            None if after.is_empty() => Ok((host.to_string(), None)),
+            None => Err(format!("{text:?} is not [ADDRESS]:PORT")),
+        };
+    }
+    if t.parse::<IpAddr>().is_ok() {
+        return Ok((t.to_string(), None));
+    }
+    match t.rsplit_once(':') {
+        Some((h, p)) => Ok((h.to_string(), Some(port(p)?))),
+        None => Ok((t.to_string(), None)),
+    }
+}
+
 /// Why a name did not resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolveFailure {
@@ -252,6 +284,20 @@ pub fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> Result<Attempts, 
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn host_and_port_split() {
+        assert_eq!(host_port("10.0.0.1"), Ok(("10.0.0.1".into(), None)));
+        assert_eq!(host_port("api:5000"), Ok(("api".into(), Some(5000))));
+        assert_eq!(host_port("[::1]:22"), Ok(("::1".into(), Some(22))));
+        assert_eq!(host_port("::1"), Ok(("::1".into(), None)));
+        assert!(host_port("api:0").is_err());
+        assert!(host_port("").is_err());
+        assert!(host_port("[::1").is_err());
+        assert!(host_port("[::1]x").is_err());
+        assert!(host_port("a b:1").is_err());
+        assert!(host_port("api:http").is_err());
+    }
 
     #[test]
     fn addresses_are_not_looked_up_and_names_are() {

@@ -184,7 +184,7 @@ pub fn prepare(args: &Args, hosts: &[HostSpec]) -> Result<VerdictRun, UsageError
     let controls = v
         .control
         .iter()
-        .map(|c| parse_control(c).map_err(|e| usage("--control", e)))
+        .map(|c| crate::net::host_port(c).map_err(|e| usage("--control", e)))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(n) = v.control_min {
         if n == 0 || n > controls.len() {
@@ -224,37 +224,6 @@ pub fn prepare(args: &Args, hosts: &[HostSpec]) -> Result<VerdictRun, UsageError
         instance_ports,
         memory: Mutex::new(VerdictState::default()),
     })
-}
-
-/// `HOST`, `HOST:PORT` or `[V6]:PORT`.
-fn parse_control(text: &str) -> Result<(String, Option<u16>), String> {
-    let t = text.trim();
-    if t.is_empty() || t.contains(char::is_whitespace) {
-        return Err(format!("{text:?} is not HOST or HOST:PORT"));
-    }
-    let port = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{text:?}: port {p:?} is not 1-65535"))
-    };
-    if let Some(rest) = t.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("{text:?}: no closing ]"))?;
-        return match after.strip_prefix(':') {
-            Some(p) => Ok((host.to_string(), Some(port(p)?))),
-            None if after.is_empty() => Ok((host.to_string(), None)),
-            None => Err(format!("{text:?} is not [ADDRESS]:PORT")),
-        };
-    }
-    if t.parse::<IpAddr>().is_ok() {
-        return Ok((t.to_string(), None));
-    }
-    match t.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), Some(port(p)?))),
-        None => Ok((t.to_string(), None)),
-    }
 }
 
 /// A host as judged: where its networks are.
@@ -1092,15 +1061,5 @@ mod tests {
         for bad in ["storage", "=+1", "s=10.0.0.0/33", "s=x/8", "s=+x"] {
             assert!(parse_network(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn control_targets_parse() {
-        assert_eq!(parse_control("10.0.0.1"), Ok(("10.0.0.1".into(), None)));
-        assert_eq!(parse_control("api:5000"), Ok(("api".into(), Some(5000))));
-        assert_eq!(parse_control("[::1]:22"), Ok(("::1".into(), Some(22))));
-        assert_eq!(parse_control("::1"), Ok(("::1".into(), None)));
-        assert!(parse_control("api:0").is_err());
-        assert!(parse_control("").is_err());
     }
 }
