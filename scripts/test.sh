@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
 # server, Keystone, Nova, Neutron and what they need, crm_mon, Icinga 2,
-# systemd-analyze and cron for the examples), starts Keystone and the
+# systemd-analyze and cron for the examples, nftables for canary-peer's
+# lossy links), starts Keystone and the
 # OpenStack services on 127.0.0.1, then format check, clippy (with and without
 # the libvirt feature), all tests with every binary built.
 set -euo pipefail
@@ -27,6 +28,9 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/sbin/cron ] || need+=(cron)
 # probe-host --verdict: the real crm_mon (reading CIB files the tests write).
 command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
+# canary-peer: nftables drops a share of the packets between the canaries
+# in the namespaces the mesh test makes (this kernel has no netem).
+command -v nft >/dev/null || need+=(nftables)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@
 //! shared edge helper [`cli::main`] maps the worst status to the exit code.
 //! The library itself never prints and never exits the process.
 
+pub mod canary;
 pub mod cli;
 pub mod command;
 pub mod domains;

@@ -13,6 +13,10 @@ fn commands() -> Vec<clap::Command> {
         skyprobe::procs::cli::Args::command(),
         skyprobe::notify::cli::Args::command(),
         skyprobe::notify::cli::HistoryArgs::command(),
+        skyprobe::canary::cli::Top::command(),
+        skyprobe::canary::cli::ServeArgs::command(),
+        skyprobe::canary::cli::ProbeArgs::command(),
+        skyprobe::canary::cli::MatrixArgs::command(),
         #[cfg(feature = "libvirt")]
         skyprobe::domains::cli::Args::command(),
     ]
@@ -55,9 +59,10 @@ fn docs_man_pages_and_completions_are_fresh() {
             &man,
             &mut stale,
         );
-        if name.ends_with("-history") {
-            // Reached as `notify history`: a man page (notify-history(1))
-            // helps, completion files under that name would never be used.
+        if name.ends_with("-history") || name.starts_with("canary-peer-") {
+            // Reached as `notify history` or `canary-peer serve`: a man page
+            // (notify-history(1)) helps, completion files under that name
+            // would never be used (canary-peer's own hold its commands).
             continue;
         }
         // `notify history` is parsed apart from notify's own flags, but the

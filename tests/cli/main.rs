@@ -1,6 +1,7 @@
 //! Integration tests: the real binaries against real servers started by the
 //! tests. One module per binary; shared helpers in `common`.
 
+mod canary;
 mod common;
 mod docs;
 mod examples;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::common::*;
 
-fn validator() -> jsonschema::Validator {
+pub fn validator() -> jsonschema::Validator {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/schema/record.schema.json"
@@ -14,7 +14,7 @@ fn validator() -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
-fn assert_valid(validator: &jsonschema::Validator, stdout: &str) {
+pub fn assert_valid(validator: &jsonschema::Validator, stdout: &str) {
     let mut n = 0;
     for line in stdout.lines() {
         let value: serde_json::Value = serde_json::from_str(line).expect("JSON line");
