@@ -31,6 +31,8 @@ command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
 # canary-peer: nftables drops a share of the packets between the canaries
 # in the namespaces the mesh test makes (this kernel has no netem).
 command -v nft >/dev/null || need+=(nftables)
+# and its /metrics is read by Prometheus's own text parser.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then

@@ -740,3 +740,116 @@ fn canary_mesh_blames_the_bad_destination_and_the_bad_source() {
     );
     drop(canaries);
 }
+
+/// Families and samples of a Prometheus exposition as Prometheus's own
+/// Python client parses it: `(family, type, sample name, labels)` per sample.
+fn parse_exposition(text: &str) -> Vec<(String, String, String, serde_json::Value)> {
+    let script = [
+        "import sys, json",
+        "from prometheus_client.parser import text_string_to_metric_families as parse",
+        "out = [[f.name, f.type, s.name, s.labels] for f in parse(sys.stdin.read()) for s in f.samples]",
+        "print(json.dumps(out))",
+    ]
+    .join("\n");
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser output");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parser JSON")
+}
+
+#[test]
+fn canary_metrics_parse_as_prometheus_and_grow_with_zones_not_peers() {
+    let mut peers = Vec::new();
+    for (id, az) in [("p1", "az1"), ("p2", "az1"), ("p3", "az2"), ("p4", "az2")] {
+        peers.push(Canary::start(
+            &[],
+            &["--listen", "127.0.0.1:0", "--id", id, "--az", az],
+            &[],
+        ));
+    }
+    let list: Vec<String> = peers.iter().map(Canary::url).collect();
+    let list = list.join(",");
+    let obs = Canary::start(
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--id",
+            "obs",
+            "--az",
+            "az1",
+            "--worst",
+            "2",
+            "--traffic-interval",
+            "1s",
+            "-n",
+            "2",
+            "--packets",
+            "4",
+        ],
+        &[("PEER_ENDPOINTS", &list)],
+    );
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = get(&format!("{}/metrics", obs.url())).1;
+        if text.contains("canary_last_cycle_seconds ") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let samples = parse_exposition(&text);
+    let of = |family: &str| -> Vec<&serde_json::Value> {
+        samples
+            .iter()
+            .filter(|(f, _, _, _)| f == family)
+            .map(|(_, _, _, l)| l)
+            .collect()
+    };
+    let hist: Vec<_> = samples
+        .iter()
+        .filter(|(f, t, _, _)| f == "canary_peer_latency_seconds" && t == "histogram")
+        .collect();
+    assert!(!hist.is_empty(), "no latency histogram: {text}");
+    let pairs: std::collections::BTreeSet<(String, String)> = hist
+        .iter()
+        .map(|(_, _, _, l)| {
+            (
+                l["src_az"].as_str().unwrap_or("").to_string(),
+                l["dst_az"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    // Four peers in two zones from one zone: two zone pairs, not four.
+    assert_eq!(
+        pairs.into_iter().collect::<Vec<_>>(),
+        [
+            ("az1".to_string(), "az1".to_string()),
+            ("az1".to_string(), "az2".to_string())
+        ],
+        "{text}"
+    );
+    assert_eq!(of("canary_peer_loss_percent").len(), 2, "{text}");
+    assert!(
+        of("canary_peer_worst_latency_p95_seconds").len() <= 2,
+        "{text}"
+    );
+    assert_eq!(of("canary_peer_connectivity_percent").len(), 1, "{text}");
+    assert_eq!(of("canary_up").len(), 1);
+    drop(peers);
+}

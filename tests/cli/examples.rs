@@ -244,7 +244,7 @@ fn systemd_verifies_the_units_with_the_binaries_where_they_name_them() {
         .status()
         .expect("cp");
     assert!(copied.success());
-    for bin in ["probe-http", "watch-procs", "watch-domains"] {
+    for bin in ["probe-http", "watch-procs", "watch-domains", "canary-peer"] {
         let from = bin_dir().join(bin);
         if from.exists() {
             std::fs::copy(&from, image.0.join("usr/local/bin").join(bin)).expect("copy");
