@@ -14,7 +14,8 @@ pkg-config --exists libvirt 2>/dev/null && features=(--features libvirt)
 cargo build --release --quiet --bins --examples "${features[@]}"
 bin=target/release
 tmp=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+canaries=()
+trap 'kill "$server" "${canaries[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 "$bin/examples/demo_server" --seconds 120 >"$tmp/port" &
 server=$!
@@ -55,6 +56,23 @@ printf '%s\n' '[[rule]]' 'when = { networks = "up" }' 'verdict = "alive"' >"$tmp
 echo "(a decision table that decides only one case is refused before anything is probed)"
 show "$bin/probe-host" --verdict -H 127.0.0.1 --table "$tmp/table.toml"
 echo
+echo "== canary-peer: three canaries (zones az1..az3 on 127.0.0.31..33) that measure each other,"
+echo "   then a one-shot probe of all three with every canary's own view, and the zone x zone matrix"
+cpeers=http://127.0.0.31:18131,http://127.0.0.32:18131,http://127.0.0.33:18131
+for i in 1 2 3; do
+  PEER_ENDPOINTS=$cpeers CANARY_ID=c$i AVAILABILITY_ZONE=az$i \
+    "$bin/canary-peer" serve --listen "127.0.0.3$i:18131" --traffic-interval 1s -n 3 --packets 5 2>"$tmp/canary$i.err" &
+  canaries+=($!)
+done
+sleep 2.5   # each has finished its first cycle (phase under half an interval, then one cycle)
+show "$bin/canary-peer" probe --peers "$cpeers" --az az0 -n 3 --packets 5 --format table
+"$bin/canary-peer" probe --peers "$cpeers" --mesh -n 3 --packets 5 >"$tmp/mesh.jsonl" || true
+show "$bin/canary-peer" matrix <"$tmp/mesh.jsonl"
+echo "   and az1's canary asked for an indirect check of the demo server's port (what probe-host can do):"
+show "$bin/probe-http" "http://127.0.0.31:18131/connectivity?target=127.0.0.1:$port" --json '.status == "ok"' --format table
+kill "${canaries[@]}" 2>/dev/null || true
+echo
+
 echo "== watch-procs: count like check_procs, then keep a process running"
 show "$bin/watch-procs" -C demo_server -w 1: -c 1: --format nagios
 printf '%s\n' '[[process]]' 'name = "demo-worker"' 'cmdline = "sleep 4242"' \
