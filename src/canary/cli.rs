@@ -459,13 +459,14 @@ const VIEW_MAX: u64 = 16 << 20;
 /// view could not be had, with why.
 fn collect_views(peers: &[Peer], ctx: &Context) -> (Vec<Record>, Vec<serde_json::Value>) {
     let agent = super::agent(ctx.remaining().max(Duration::from_millis(1)));
+    let by = super::work_deadline(ctx);
     let got = crate::pool::run_all(
         peers,
         ctx,
         32,
         &|p: &Peer| -> Result<Vec<Record>, String> {
             let url = format!("{}/connectivity", p.url);
-            let mut resp = super::get_by(&agent, &url, ctx.deadline).map_err(|e| e.to_string())?;
+            let mut resp = super::get_by(&agent, &url, by).map_err(|e| e.to_string())?;
             if !resp.status().is_success() {
                 return Err(format!("HTTP {}", resp.status().as_u16()));
             }

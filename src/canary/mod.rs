@@ -296,6 +296,15 @@ pub fn get_by(
         .call()
 }
 
+/// When measuring must stop: a twentieth of the time left before the
+/// round's deadline, so the records are made and written before it (a
+/// peer that never answers must not leave the round to the watchdog).
+pub fn work_deadline(ctx: &crate::cli::Context) -> Instant {
+    ctx.deadline
+        .checked_sub(ctx.remaining() / 20)
+        .unwrap_or(ctx.deadline)
+}
+
 /// Longest `/health` answer read.
 const HEALTH_MAX: u64 = 64 * 1024;
 
@@ -765,11 +774,12 @@ pub fn measure_all(
     ctx: &crate::cli::Context,
     concurrency: usize,
 ) -> Vec<Measured> {
+    let by = work_deadline(ctx);
     crate::pool::run_all(
         peers,
         ctx,
         concurrency,
-        &|p: &Peer| probe_peer(p, opts, ctx.deadline),
+        &|p: &Peer| probe_peer(p, opts, by),
         &|p: &Peer| Measured {
             error: Some("the deadline came before this peer was measured".into()),
             ..unmeasured(p)
