@@ -177,20 +177,15 @@ pub struct Udp {
 }
 
 impl Udp {
-    /// Lost packets in percent of those sent (100 with none sent).
-    pub fn loss_pct(&self) -> f64 {
-        if self.sent == 0 {
-            100.0
-        } else {
-            (self.sent - self.received.min(self.sent)) as f64 * 100.0 / self.sent as f64
-        }
-    }
-
-    /// Mean |RTTₙ − RTTₙ₋₁| over consecutive replies, seconds.
-    pub fn jitter(&self) -> Option<f64> {
-        let got: Vec<f64> = self.rtts.iter().flatten().copied().collect();
-        let diffs: Vec<f64> = got.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
-        (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+    /// Loss and jitter of the echoes, by the same formulas as ICMP echo's
+    /// (one entry of `rtts` per packet sent).
+    pub fn stats(&self) -> crate::net::icmp::EchoStats {
+        let rtts: Vec<Option<Duration>> = self
+            .rtts
+            .iter()
+            .map(|r| r.map(Duration::from_secs_f64))
+            .collect();
+        crate::net::icmp::EchoStats::of(&rtts)
     }
 }
 
@@ -597,7 +592,8 @@ pub fn record(m: &Measured, opts: &Options) -> Record {
     let mut why: Vec<String> = Vec::new();
 
     // UDP.
-    let loss = m.udp.loss_pct();
+    let echoes = m.udp.stats();
+    let loss = echoes.loss_pct;
     let rtt = median(&m.udp.rtts.iter().flatten().copied().collect::<Vec<_>>());
     let udp_ok = m.udp.error.is_none() && m.udp.received > 0;
     r.trace.push(TraceStep::new(
@@ -621,8 +617,9 @@ pub fn record(m: &Measured, opts: &Options) -> Record {
     if let Some(rtt) = rtt {
         r.metrics.push(metric("rtt", round6(rtt), "s", None));
     }
-    if let Some(j) = m.udp.jitter() {
-        r.metrics.push(metric("jitter", round6(j), "s", None));
+    if let Some(j) = echoes.jitter_ms {
+        r.metrics
+            .push(metric("jitter", round6(j / 1000.0), "s", None));
     }
     r.metrics
         .push(metric("reordered", m.udp.reordered as f64, "", None));
@@ -905,7 +902,7 @@ mod tests {
         let udp = udp_echo(to, &opts, Instant::now() + Duration::from_secs(5));
         assert_eq!(udp.sent, 8);
         assert_eq!(udp.received, 6, "{udp:?}");
-        assert_eq!(udp.loss_pct(), 25.0);
+        assert_eq!(udp.stats().loss_pct, 25.0);
         assert_eq!(udp.duplicates, 1);
         assert_eq!(udp.reordered, 1);
         assert!(udp.rtts[3].is_none() && udp.rtts[7].is_none());
