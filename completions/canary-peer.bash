@@ -161,7 +161,7 @@ _canary__peer() {
             return 0
             ;;
         canary__subcmd__peer__subcmd__probe)
-            opts="-n -w -c -t -v -h -V --peers --peers-file --max-peers --id --datacenter --az --requests --packets --packet-interval --packet-wait --packet-size --bulk --latency-warning --latency-critical --loss-warning --loss-critical --success-warning --success-critical --concurrency --mesh --blame-share --connectivity-warning --connectivity-critical --dogstatsd --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-n -w -c -t -v -h -V --peers --peers-file --os-peers --os-peers-all-projects --os-peers-network --os-peers-address --os-peers-port --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --max-peers --id --datacenter --az --requests --packets --packet-interval --packet-wait --packet-size --bulk --latency-warning --latency-critical --loss-warning --loss-critical --success-warning --success-critical --concurrency --mesh --blame-share --connectivity-warning --connectivity-critical --dogstatsd --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +172,38 @@ _canary__peer() {
                     return 0
                     ;;
                 --peers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-address)
+                    COMPREPLY=($(compgen -W "fixed floating" -- "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-cloud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-endpoint-override)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -315,7 +347,7 @@ _canary__peer() {
             return 0
             ;;
         canary__subcmd__peer__subcmd__serve)
-            opts="-t -n -w -c -h -V --listen --udp --no-udp --traffic-interval --monitoring-interval --timeout --cpu --memory --disk --load --disk-path --max-connections --workers --bulk-max --worst --no-targets --hostname --peers --peers-file --max-peers --id --datacenter --az --requests --packets --packet-interval --packet-wait --packet-size --bulk --latency-warning --latency-critical --loss-warning --loss-critical --success-warning --success-critical --concurrency --help --version"
+            opts="-t -n -w -c -h -V --listen --udp --no-udp --traffic-interval --monitoring-interval --timeout --cpu --memory --disk --load --disk-path --max-connections --workers --bulk-max --worst --no-targets --hostname --peers --peers-file --os-peers --os-peers-all-projects --os-peers-network --os-peers-address --os-peers-port --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --max-peers --id --datacenter --az --requests --packets --packet-interval --packet-wait --packet-size --bulk --latency-warning --latency-critical --loss-warning --loss-critical --success-warning --success-critical --concurrency --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +422,38 @@ _canary__peer() {
                     return 0
                     ;;
                 --peers-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-address)
+                    COMPREPLY=($(compgen -W "fixed floating" -- "${cur}"))
+                    return 0
+                    ;;
+                --os-peers-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-cloud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --os-endpoint-override)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

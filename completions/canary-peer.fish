@@ -47,6 +47,15 @@ complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l worst 
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l hostname -d 'Name of this machine in records [default: the system host name]' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l peers -d 'Peers to measure: http://HOST:PORT, comma-separated or repeated' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l peers-file -d 'File of peers: one URL per line, or TOML ([[peer]] with url, id, az, datacenter, udp_port)' -r -F
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-peers -d 'Peers are also the ACTIVE Nova servers with this metadata key (asked at every cycle; the value is the canary\'s port, its URL, or anything else for --os-peers-port)' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-peers-network -d 'With --os-peers: only addresses on this network' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-peers-address -d 'With --os-peers: the server\'s fixed or floating address' -r -f -a "fixed\t'The server\'s fixed address on its network'
+floating\t'Its floating address (canaries in other clouds or regions)'"
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-peers-port -d 'With --os-peers: the canary\'s port when the metadata value names none' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-interface -d 'Endpoint interface: public, internal or admin [default: the cloud\'s, else public]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-endpoint-override -d 'Use this URL for a service type instead of the catalog\'s: TYPE=URL, e.g. compute=https://nova.internal:8774/v2.1 (repeatable)' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l max-peers -d 'At most K peers per canary: a stable choice (rendezvous hashing on this canary\'s id) that keeps one peer of every zone' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l id -d 'This canary\'s id [default: the host name]' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l datacenter -d 'This canary\'s data centre' -r
@@ -66,10 +75,21 @@ complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l succes
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l concurrency -d 'Peers measured at once' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l no-udp -d 'No UDP echo port'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l no-targets -d '/connectivity?target= is refused (this canary probes only its peers)'
-complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l os-peers-all-projects -d 'With --os-peers: the servers of every project (an admin\'s right), not only the token\'s project'
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l peers -d 'Peers to measure: http://HOST:PORT, comma-separated or repeated' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l peers-file -d 'File of peers: one URL per line, or TOML ([[peer]] with url, id, az, datacenter, udp_port)' -r -F
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-peers -d 'Peers are also the ACTIVE Nova servers with this metadata key (asked at every cycle; the value is the canary\'s port, its URL, or anything else for --os-peers-port)' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-peers-network -d 'With --os-peers: only addresses on this network' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-peers-address -d 'With --os-peers: the server\'s fixed or floating address' -r -f -a "fixed\t'The server\'s fixed address on its network'
+floating\t'Its floating address (canaries in other clouds or regions)'"
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-peers-port -d 'With --os-peers: the canary\'s port when the metadata value names none' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-cloud -d 'The cloud in clouds.yaml (./, ~/.config/openstack/, /etc/openstack/; secure.yaml merged) [default: OS_CLOUD, else the OS_* variables]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-interface -d 'Endpoint interface: public, internal or admin [default: the cloud\'s, else public]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-region -d 'Region for the catalog [default: the cloud\'s, or OS_REGION_NAME]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-endpoint-override -d 'Use this URL for a service type instead of the catalog\'s: TYPE=URL, e.g. compute=https://nova.internal:8774/v2.1 (repeatable)' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l max-peers -d 'At most K peers per canary: a stable choice (rendezvous hashing on this canary\'s id) that keeps one peer of every zone' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l id -d 'This canary\'s id [default: the host name]' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l datacenter -d 'This canary\'s data centre' -r
@@ -104,6 +124,8 @@ complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l output
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l every -d 'Repeat the run every DURATION and keep streaming records (default: run once)' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l count -d 'With --every: stop after N rounds' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l hostname -d 'Name of this machine in records [default: the system host name]' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l os-peers-all-projects -d 'With --os-peers: the servers of every project (an admin\'s right), not only the token\'s project'
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -l mesh -d 'Also collect every peer\'s own last cycle and judge the whole mesh (blame, matrix)'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'

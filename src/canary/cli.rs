@@ -19,8 +19,7 @@ use crate::cli::{Common, Context, Tool, UsageError};
 use crate::report::{Metric, Record, Status};
 use crate::threshold::Thresholds;
 
-/// Most peers one list may name.
-const MAX_PEERS: usize = 100_000;
+use super::peers::{AddressKind, CanaryRule, NovaPeers, PeerSource, MAX_PEERS};
 
 /// Largest peers file read.
 const PEERS_FILE_MAX: u64 = 16 << 20;
@@ -77,6 +76,39 @@ pub struct PeerFlags {
     /// File of peers: one URL per line, or TOML ([[peer]] with url, id, az, datacenter, udp_port).
     #[arg(long, value_name = "FILE")]
     pub peers_file: Option<PathBuf>,
+
+    /// Peers are also the ACTIVE Nova servers with this metadata key (asked at every cycle;
+    /// the value is the canary's port, its URL, or anything else for --os-peers-port).
+    #[arg(long, value_name = "KEY", help_heading = "Peers from Nova")]
+    pub os_peers: Option<String>,
+
+    /// With --os-peers: the servers of every project (an admin's right), not only the
+    /// token's project.
+    #[arg(long, requires = "os_peers", help_heading = "Peers from Nova")]
+    pub os_peers_all_projects: bool,
+
+    /// With --os-peers: only addresses on this network.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "os_peers",
+        help_heading = "Peers from Nova"
+    )]
+    pub os_peers_network: Option<String>,
+
+    /// With --os-peers: the server's fixed or floating address.
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = AddressKind::Fixed,
+          help_heading = "Peers from Nova")]
+    pub os_peers_address: AddressKind,
+
+    /// With --os-peers: the canary's port when the metadata value names none.
+    #[arg(long, value_name = "PORT", default_value_t = 8080,
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = "Peers from Nova")]
+    pub os_peers_port: u16,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub os: crate::openstack::client::OsArgs,
 
     /// At most K peers per canary: a stable choice (rendezvous hashing on this canary's
     /// id) that keeps one peer of every zone.
@@ -194,9 +226,9 @@ impl PeerFlags {
         })
     }
 
-    /// Every peer named, deduplicated, this canary's own URL left out by
-    /// id when the list says ids; capped by --max-peers.
-    fn peers(&self, me: &Identity) -> Result<Vec<Peer>, UsageError> {
+    /// Where the peers come from: every peer named (more than
+    /// [`MAX_PEERS`] is refused), and Nova's canaries with --os-peers.
+    fn source(&self, me: &Identity) -> Result<PeerSource, UsageError> {
         let mut peers: Vec<Peer> = Vec::new();
         for p in self.peers.iter().filter(|p| !p.trim().is_empty()) {
             peers.push(Peer::at(p).map_err(|e| UsageError::new(format!("--peers: {e}")))?);
@@ -214,13 +246,38 @@ impl PeerFlags {
                 peers.len()
             )));
         }
-        let mut seen = std::collections::HashSet::new();
-        peers.retain(|p| seen.insert(p.url.clone()));
-        peers.retain(|p| p.id.as_deref() != Some(me.id.as_str()));
-        if let Some(k) = self.max_peers {
-            peers = mesh::choose(&me.id, &peers, k as usize);
-        }
-        Ok(peers)
+        let nova = match self.os_peers.as_deref().map(str::trim) {
+            None => None,
+            Some("") => return Err(UsageError::new("--os-peers: give a metadata key")),
+            Some(key) => Some(NovaPeers {
+                session: self
+                    .os
+                    .session()
+                    .map_err(|e| UsageError::new(format!("--os-peers: {}", e.0)))?,
+                all_projects: self.os_peers_all_projects,
+                rule: CanaryRule {
+                    key: key.to_string(),
+                    network: self.os_peers_network.clone(),
+                    address: self.os_peers_address,
+                    port: self.os_peers_port,
+                },
+            }),
+        };
+        let source = PeerSource {
+            fixed: Vec::new(),
+            nova,
+            me: me.id.clone(),
+            max_peers: self.max_peers.map(|k| k as usize),
+        };
+        // The fixed list is settled once; Nova's at every cycle, with it.
+        Ok(PeerSource {
+            fixed: if source.nova.is_some() {
+                peers
+            } else {
+                source.settle(peers)
+            },
+            ..source
+        })
     }
 }
 
@@ -262,6 +319,7 @@ Examples:
   canary-peer probe --peers-file peers.toml -n 20 -w 0.05 -c 0.2 --format nagios
   canary-peer probe --peers-file peers.toml --mesh --format table   # every canary's view, and blame
   canary-peer probe --peers-file peers.txt --every 30s --dogstatsd 127.0.0.1:8125
+  canary-peer probe --os-cloud prod --os-peers canary --mesh   # Nova servers with metadata canary=PORT
 
 Each peer is measured in three layers: UDP sequenced echo to its echo port (loss,
 reordering, duplicates, jitter), TCP handshakes (connect), HTTP GET /health (latency_p50,
@@ -334,7 +392,7 @@ fn dogstatsd_address(text: &str) -> Result<SocketAddr, UsageError> {
 /// What `probe` prepared.
 #[derive(Debug)]
 pub struct Probing {
-    peers: Vec<Peer>,
+    source: PeerSource,
     opts: Options,
     connectivity: Thresholds,
     dogstatsd: Option<SocketAddr>,
@@ -351,10 +409,10 @@ impl Tool for ProbeArgs {
 
     fn prepare(&mut self) -> Result<Probing, UsageError> {
         let opts = self.peers.options()?;
-        let peers = self.peers.peers(&opts.source)?;
-        if peers.is_empty() {
+        let source = self.peers.source(&opts.source)?;
+        if source.is_empty() {
             return Err(UsageError::new(
-                "no peers: give --peers URL,..., --peers-file FILE or PEER_ENDPOINTS",
+                "no peers: give --peers URL,..., --peers-file FILE, PEER_ENDPOINTS or --os-peers KEY",
             ));
         }
         if !(0.0..=100.0).contains(&self.blame_share) || self.blame_share == 0.0 {
@@ -372,7 +430,7 @@ impl Tool for ProbeArgs {
             None => None,
         };
         Ok(Probing {
-            peers,
+            source,
             opts,
             connectivity,
             dogstatsd,
@@ -382,19 +440,51 @@ impl Tool for ProbeArgs {
     fn run(&self, p: &Probing, ctx: &Context) -> Vec<Record> {
         let concurrency = self.peers.concurrency as usize;
         let collect = self.mesh;
+        let mut trace = Vec::new();
+        let (peers, failed) = p.source.peers(Some(&ctx.round), ctx.deadline, &mut trace);
+        let mut lookup = failed.map(|e| {
+            let mut r = Record::new(
+                CHECK,
+                "peers",
+                Status::Unknown,
+                format!(
+                    "peers from Nova: {e} (measuring the {} peers named)",
+                    peers.len()
+                ),
+            );
+            r.trace = std::mem::take(&mut trace);
+            r
+        });
+        if peers.is_empty() {
+            return vec![lookup.unwrap_or_else(|| {
+                let mut r = Record::new(
+                    CHECK,
+                    "peers",
+                    Status::Unknown,
+                    format!("no peers: {} has none", p.source.describe()),
+                );
+                r.trace = trace;
+                r
+            })];
+        }
         // Their own views come in while we measure ours.
         let (measured, theirs) = std::thread::scope(|s| {
-            let theirs = collect.then(|| s.spawn(|| collect_views(&p.peers, ctx)));
-            let measured = super::measure_all(&p.peers, &p.opts, ctx, concurrency);
+            let theirs = collect.then(|| s.spawn(|| collect_views(&peers, ctx)));
+            let measured = super::measure_all(&peers, &p.opts, ctx, concurrency);
             let theirs = theirs.map(|h| h.join().unwrap_or_default());
             (measured, theirs)
         });
         let mut records: Vec<Record> = measured.iter().map(|m| super::record(m, &p.opts)).collect();
-        let summary = connectivity(&records, &p.connectivity, &p.opts.source);
+        let mut summary = connectivity(&records, &p.connectivity, &p.opts.source);
+        if p.source.nova.is_some() {
+            summary.detail("peers_from", p.source.describe());
+            summary.trace.append(&mut trace);
+        }
         if let Some(to) = p.dogstatsd {
             send_dogstatsd(to, &records);
         }
         records.push(summary);
+        records.extend(lookup.take());
         if let Some((views, missing)) = theirs {
             let mut all = records;
             all.extend(views);
@@ -407,7 +497,9 @@ impl Tool for ProbeArgs {
     }
 
     fn timed_out(&self, p: &Probing, ctx: &Context) -> Vec<Record> {
-        p.peers
+        let mut out: Vec<Record> = p
+            .source
+            .fixed
             .iter()
             .map(|peer| {
                 Record::new(
@@ -417,7 +509,19 @@ impl Tool for ProbeArgs {
                     format!("{}: the deadline came before it was measured", peer.url),
                 )
             })
-            .collect()
+            .collect();
+        if p.source.nova.is_some() {
+            out.push(Record::new(
+                CHECK,
+                "peers",
+                ctx.timeout_state,
+                format!(
+                    "the deadline came before {} were measured",
+                    p.source.describe()
+                ),
+            ));
+        }
+        out
     }
 }
 
@@ -666,7 +770,7 @@ impl ServeArgs {
     /// The server's configuration, or what is wrong with the flags.
     pub fn config(&self) -> Result<super::serve::Config, UsageError> {
         let probe = self.peers.options()?;
-        let peers = self.peers.peers(&probe.source)?;
+        let peers = self.peers.source(&probe.source)?;
         let limit = |text: &str, what: &str| {
             parse_pair(text).map_err(|e| UsageError::new(format!("--{what}: {e}")))
         };

@@ -19,6 +19,7 @@ use crate::threshold::Thresholds;
 
 pub mod cli;
 pub mod mesh;
+pub mod peers;
 pub mod serve;
 pub mod system;
 

@@ -43,8 +43,9 @@ pub struct Config {
     pub identity: Identity,
     /// The `host` of the records it hands out.
     pub hostname: String,
-    /// Peers it measures every `traffic_interval` (none: it only answers).
-    pub peers: Vec<Peer>,
+    /// Where the peers it measures every `traffic_interval` come from
+    /// (none: it only answers).
+    pub peers: super::peers::PeerSource,
     /// Time between two probe cycles (jittered ±10 %, phase from its id).
     pub traffic_interval: Duration,
     /// Time between two readings of its machine.
@@ -77,6 +78,7 @@ struct Cycle {
     records: Vec<Record>,
     took: Option<Duration>,
     clock_offset: Option<f64>,
+    peers: usize,
 }
 
 struct Shared {
@@ -181,7 +183,7 @@ impl Shared {
         let agent = json!({
             "clock_offset": cycle.clock_offset.map(super::round6),
             "last_cycle_seconds": cycle.took.map(|d| (d.as_secs_f64() * 1e6).round() / 1e6),
-            "peers": self.config.peers.len(),
+            "peers": cycle.peers,
             "connections": self.connections.load(Ordering::Relaxed),
         });
         let mut v = serde_json::to_value(self.health()).unwrap_or_default();
@@ -273,20 +275,38 @@ impl Shared {
     /// Measure every peer now (blocking; on the pool) and keep the cycle.
     fn run_cycle(&self) -> Vec<Record> {
         let ctx = crate::cli::Context::new(self.config.cycle_timeout);
-        let measured = super::measure_all(
-            &self.config.peers,
-            &self.config.probe,
-            &ctx,
-            self.config.concurrency,
-        );
+        let mut trace = Vec::new();
+        // Nova's canaries are asked again every cycle (its own token memory).
+        let (peers, failed) = self.config.peers.peers(None, ctx.deadline, &mut trace);
+        let lookup = failed.map(|e| {
+            let mut r = Record::new(
+                super::CHECK,
+                "peers",
+                Status::Unknown,
+                format!(
+                    "peers from Nova: {e} (measuring the {} peers named)",
+                    peers.len()
+                ),
+            );
+            r.host.clone_from(&self.config.hostname);
+            r.trace = trace;
+            r
+        });
+        let measured =
+            super::measure_all(&peers, &self.config.probe, &ctx, self.config.concurrency);
         let took = ctx
             .deadline
             .checked_sub(self.config.cycle_timeout)
             .map(|start| start.elapsed());
-        self.keep(&measured, took)
+        self.keep(&measured, took, lookup)
     }
 
-    fn keep(&self, measured: &[Measured], took: Option<Duration>) -> Vec<Record> {
+    fn keep(
+        &self,
+        measured: &[Measured],
+        took: Option<Duration>,
+        lookup: Option<Record>,
+    ) -> Vec<Record> {
         // One peer list for the whole fleet names this canary too: the
         // peer that answers with our own id is ourselves, not a peer.
         let me = &self.config.identity.id;
@@ -314,6 +334,10 @@ impl Shared {
             .collect();
         lock(&self.series).cycle(&with_latencies, self.config.worst);
         let mut cycle = lock(&self.cycle);
+        cycle.peers = records.len();
+        let mut records = records;
+        // The mesh reads only pair records (with src_id); this one is for people.
+        records.extend(lookup);
         cycle.records = records.clone();
         cycle.took = took;
         cycle.clock_offset = super::median(&offsets);

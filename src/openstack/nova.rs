@@ -90,6 +90,9 @@ pub struct Server {
     /// Locked against changes.
     #[serde(default)]
     pub locked: Option<bool>,
+    /// Its availability zone.
+    #[serde(rename = "OS-EXT-AZ:availability_zone", default)]
+    pub az: Option<String>,
 }
 
 /// One address of a server on a network.
@@ -272,7 +275,6 @@ impl Nova<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Vec<Server>, OsError> {
-        let mut all: Vec<Server> = Vec::new();
         let base = match host {
             Some(h) => format!(
                 "/servers/detail?host={}&all_tenants=1&limit=1000",
@@ -280,6 +282,31 @@ impl Nova<'_> {
             ),
             None => "/servers/detail?all_tenants=1&limit=1000".to_string(),
         };
+        self.list_servers(base, deadline, trace)
+    }
+
+    /// The ACTIVE servers of the token's project, or of every project
+    /// (`all_projects`, an admin's right), following the pages to the end.
+    pub fn active_servers(
+        &self,
+        all_projects: bool,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Vec<Server>, OsError> {
+        let base = format!(
+            "/servers/detail?status=ACTIVE&limit=1000{}",
+            if all_projects { "&all_tenants=1" } else { "" }
+        );
+        self.list_servers(base, deadline, trace)
+    }
+
+    fn list_servers(
+        &self,
+        base: String,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Vec<Server>, OsError> {
+        let mut all: Vec<Server> = Vec::new();
         for _ in 0..MAX_PAGES {
             let mut path = base.clone();
             if let Some(last) = all.last() {
@@ -415,12 +442,14 @@ mod tests {
             {"id": "6695eb01-f6a4-8304-79aa-97f2502e193f", "name": "vm1", "status": "ACTIVE",
              "OS-EXT-SRV-ATTR:host": "compute1", "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:task_state": null,
              "host_status": "UP", "metadata": {"ha": "true"}, "tenant_id": "p1", "locked": false,
+             "OS-EXT-AZ:availability_zone": "az1",
              "addresses": {"private": [{"addr": "10.0.0.5", "version": 4, "OS-EXT-IPS:type": "fixed",
                "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}]}}
         ]))
         .expect("servers");
         assert_eq!(v[0].host.as_deref(), Some("compute1"));
         assert_eq!(v[0].task_state, None);
+        assert_eq!(v[0].az.as_deref(), Some("az1"));
         assert_eq!(v[0].addresses["private"][0].addr, "10.0.0.5");
         let m: Vec<Migration> = serde_json::from_value(json!([
             {"id": 3, "uuid": "42341d4b-346a-40d0-83c6-5f4f6892b650", "instance_uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f",

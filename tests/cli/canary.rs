@@ -853,3 +853,185 @@ fn canary_metrics_parse_as_prometheus_and_grow_with_zones_not_peers() {
     assert_eq!(of("canary_up").len(), 1);
     drop(peers);
 }
+
+#[test]
+fn canary_peers_come_from_nova_servers_by_metadata_key() {
+    // Without a Nova: the named peers are still measured, and the record
+    // that says why Nova's could not be had makes the run UNKNOWN.
+    let a = Canary::start(&[], &["--listen", "127.0.0.1:0", "--id", "a"], &[]);
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("http://{}/v3", closed.local_addr().expect("addr"));
+    drop(closed);
+    let r = run_env(
+        CANARY,
+        &[
+            "probe",
+            "--peers",
+            &a.url(),
+            "--os-peers",
+            "canary",
+            "-n",
+            "1",
+            "--packets",
+            "2",
+            "-t",
+            "5",
+        ],
+        &[
+            ("OS_AUTH_URL", &nowhere),
+            ("OS_USERNAME", "u"),
+            ("OS_PASSWORD", "canary-secret-1"),
+            ("OS_PROJECT_NAME", "p"),
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_DOMAIN_NAME", "Default"),
+            ("OS_CLOUD", ""),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let rs = r.records();
+    let names: Vec<&str> = rs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a", "connectivity", "peers"], "{}", r.stdout);
+    assert_eq!(rs[0].status, Status::Ok);
+    assert!(
+        rs[2].summary.starts_with("peers from Nova: "),
+        "{}",
+        rs[2].summary
+    );
+    assert!(
+        rs[2].summary.contains("measuring the 1 peers named"),
+        "{}",
+        rs[2].summary
+    );
+    assert!(!r.stdout.contains("canary-secret-1") && !r.stderr.contains("canary-secret-1"));
+    // --os-peers-* without --os-peers is a usage error.
+    let r = run(
+        CANARY,
+        &["probe", "--peers", &a.url(), "--os-peers-all-projects"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+
+    let Some(stack) = Stack::get() else { return };
+    let dir = TempDir::new("canary-nova");
+    let cache = dir.0.join("cache").to_string_lossy().into_owned();
+    let env = stack.env(&cache);
+    let tag = format!("cp{}", std::process::id());
+    let b = Canary::start(
+        &[],
+        &["--listen", "127.0.0.1:0", "--id", &format!("{tag}-b")],
+        &[],
+    );
+    let key = format!("canary-{tag}");
+    let mut booted = Vec::new();
+    struct Cleanup<'a>(&'a Stack, &'a mut Vec<String>);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.0.delete(self.1);
+        }
+    }
+    let clean = Cleanup(&stack, &mut booted);
+    let marked = [
+        (format!("{tag}-a"), serde_json::json!({ &key: a.url() })),
+        (
+            format!("{tag}-b"),
+            serde_json::json!({ &key: b.url(), "datacenter": "dc-x" }),
+        ),
+        // Marked, but with no network: no address to reach it on.
+        (format!("{tag}-c"), serde_json::json!({ &key: "8080" })),
+        // Not a canary.
+        (format!("{tag}-d"), serde_json::json!({ "role": "web" })),
+    ];
+    for (name, metadata) in &marked {
+        let id = stack.boot(name, "compute3", metadata);
+        clean.1.push(id);
+    }
+    let r = run_env(
+        CANARY,
+        &[
+            "probe",
+            "--os-peers",
+            &key,
+            "--id",
+            "me",
+            "-n",
+            "2",
+            "--packets",
+            "4",
+            "-t",
+            "20",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    crate::schema::assert_valid(&crate::schema::validator(), &r.stdout);
+    let rs = r.records();
+    let mut ids: Vec<&str> = rs.iter().map(|r| r.name.as_str()).collect();
+    ids.sort_unstable();
+    // Canary a's /health says "a", which wins over the server's name.
+    assert_eq!(
+        ids,
+        ["a", "connectivity", &format!("{tag}-b")],
+        "{}",
+        r.stdout
+    );
+    let rb = rs.iter().find(|r| r.name == format!("{tag}-b")).expect("b");
+    // Its /health names no zone or data centre: Nova's are used.
+    assert_eq!(
+        rb.labels.get("dst_az").map(String::as_str),
+        Some("nova"),
+        "{rb:?}"
+    );
+    assert_eq!(
+        rb.labels.get("dst_dc").map(String::as_str),
+        Some("dc-x"),
+        "{rb:?}"
+    );
+    let summary = rs
+        .iter()
+        .find(|r| r.name == "connectivity")
+        .expect("summary");
+    let step = summary
+        .trace
+        .iter()
+        .find(|s| s.step == "nova-peers")
+        .expect("nova-peers step");
+    let said = step.detail.as_deref().unwrap_or("");
+    assert!(said.starts_with("2 canaries among "), "{said}");
+    assert!(
+        said.contains(&format!("{tag}-c")) && said.contains("no fixed address"),
+        "{said}"
+    );
+    assert!(!r.stdout.contains(stack.var("KEYSTONE_ADMIN_PASSWORD")));
+
+    // serve asks Nova at every cycle; its /connectivity has both peers.
+    let mut serve_env = env.clone();
+    serve_env.push(("CANARY_ID", "watcher"));
+    let w = Canary::start(
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--os-peers",
+            &key,
+            "--traffic-interval",
+            "1s",
+            "-n",
+            "1",
+            "--packets",
+            "2",
+        ],
+        &serve_env,
+    );
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let (code, text) = get(&format!("{}/connectivity", w.url()));
+        assert_eq!(code, 200, "{text}");
+        seen = records(&text).into_iter().map(|r| r.name).collect();
+        if seen.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["a", &format!("{tag}-b")]);
+    drop(clean);
+}

@@ -549,3 +549,131 @@ pub fn env_file(
             .collect(),
     )
 }
+
+/// The real Nova and Neutron (scripts/openstack.sh, from SKYPROBE_OPENSTACK_ENV).
+pub struct Stack {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Stack {
+    pub fn get() -> Option<Stack> {
+        let vars = env_file(
+            "SKYPROBE_OPENSTACK_ENV",
+            "SKYPROBE_REQUIRE_OPENSTACK",
+            "OpenStack",
+            "scripts/openstack.sh start DIR KEYSTONE_ENV",
+        )?;
+        Some(Stack { vars })
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.vars
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{k}"))
+    }
+
+    pub fn env<'a>(&'a self, cache: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("OS_AUTH_URL", self.var("KEYSTONE_URL")),
+            ("OS_USERNAME", "admin"),
+            ("OS_PASSWORD", self.var("KEYSTONE_ADMIN_PASSWORD")),
+            ("OS_PROJECT_NAME", "admin"),
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_DOMAIN_NAME", "Default"),
+            ("SKYPROBE_CACHE_DIR", cache),
+        ]
+    }
+
+    /// Boot a server with no network on `host` (the fake driver), ACTIVE
+    /// within a minute; its id.
+    pub fn boot_on(&self, host: &str) -> String {
+        self.boot(&format!("vd-{host}"), host, &serde_json::json!({}))
+    }
+
+    /// Boot server `name` with no network and `metadata` on `host` (the
+    /// fake driver), ACTIVE within a minute; its id.
+    pub fn boot(&self, name: &str, host: &str, metadata: &serde_json::Value) -> String {
+        let script = r#"
+import json, sys, time, urllib.request
+ks, pw, image, flavor, name, host, metadata = sys.argv[1:8]
+def call(url, method, body=None, token=None):
+    h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+    if token: h["X-Auth-Token"] = token
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None, headers=h)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers.get("X-Subject-Token"), json.loads(r.read() or b"{}")
+t, body = call(ks + "/auth/tokens", "POST", {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+_, s = call(nova + "/servers", "POST", {"server": {"name": name, "imageRef": image, "flavorRef": flavor,
+    "networks": "none", "availability_zone": "nova:" + host, "metadata": json.loads(metadata)}}, t)
+sid = s["server"]["id"]
+for _ in range(120):
+    _, d = call(nova + "/servers/" + sid, "GET", None, t)
+    if d["server"]["status"] in ("ACTIVE", "ERROR"):
+        break
+    time.sleep(0.5)
+print(sid, d["server"]["status"])
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+                self.var("OS_IMAGE_ID"),
+                self.var("OS_FLAVOR_ID"),
+                name,
+                host,
+                &metadata.to_string(),
+            ])
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.trim().ends_with("ACTIVE"),
+            "boot {name} on {host}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.split_whitespace().next().unwrap_or("").to_string()
+    }
+
+    /// Delete servers (best effort: a test's clean-up).
+    pub fn delete(&self, ids: &[String]) {
+        let script = r#"
+import json, sys, urllib.request
+ks, pw = sys.argv[1:3]
+req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
+    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
+with urllib.request.urlopen(req, timeout=30) as r:
+    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+for sid in sys.argv[3:]:
+    try:
+        urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid, method="DELETE", headers={"X-Auth-Token": t}), timeout=30)
+    except Exception as e:
+        print(sid, e)
+"#;
+        let _ = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+            ])
+            .args(ids)
+            .status();
+    }
+
+    pub fn signal(&self, what: &str, sig: &str) {
+        let pid =
+            std::fs::read_to_string(format!("{}/{what}", self.var("OS_PIDS"))).expect("pid file");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{sig} {what}");
+    }
+}
