@@ -7,6 +7,9 @@
 # heartbeats).
 #   scripts/openstack.sh start DIR KEYSTONE_ENV [HOSTS]   install if needed, start; writes DIR/env
 #   scripts/openstack.sh stop DIR                          stop everything it started
+#   scripts/openstack.sh restart-compute DIR HOST          kill and start HOST's nova-compute
+#     (a restarted compute cleans up the instances evacuated off it; one
+#     that was only SIGSTOPped and continued does not)
 # HOSTS is the number of fake compute hosts (compute1..N, default 3).
 # DIR/env holds the URLs, the admin cloud, the pid files of each host's
 # nova-compute and metadata agent (tests SIGSTOP them) and the shortened
@@ -50,6 +53,20 @@ stop() {
 }
 
 if [ "$cmd" = stop ]; then stop; exit 0; fi
+if [ "$cmd" = restart-compute ]; then
+  h=${3:?host}
+  pidf="$dir/pids/nova-compute-$h"
+  [ -f "$pidf" ] || { echo "openstack.sh: no nova-compute for $h in $dir" >&2; exit 1; }
+  pid=$(cat "$pidf")
+  kill -CONT -- "-$pid" 2>/dev/null || true
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  setsid $py -c "import sys; from nova.cmd.compute import main; sys.argv[0] = 'nova-compute'; sys.exit(main())" \
+    --config-file "$dir/nova/nova.conf" --config-file "$dir/nova/$h.conf" --log-file "$dir/logs/nova-compute-$h.log" \
+    >>"$dir/logs/nova-compute-$h.out" 2>&1 </dev/null &
+  echo $! >"$pidf"
+  exit 0
+fi
 ks_env=${3:?keystone env file (scripts/keystone.sh writes it)}
 hosts=${4:-3}
 

@@ -9,6 +9,7 @@ pub mod canary;
 pub mod cli;
 pub mod command;
 pub mod domains;
+pub mod evacuate;
 pub mod files;
 pub mod host;
 pub mod http;

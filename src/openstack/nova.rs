@@ -369,6 +369,44 @@ impl Nova<'_> {
         self.0.send(&call, deadline, trace)
     }
 
+    /// A server action at a chosen microversion (`lock` with a reason
+    /// needs 2.73): any answer, for the caller to judge.
+    pub fn action_at(
+        &self,
+        id: &str,
+        action: &Value,
+        microversion: &str,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Answer, OsError> {
+        let path = format!("/servers/{}/action", query_value(id));
+        let call = Call::with_body(Method::Post, SERVICE, Some(microversion), &path, action);
+        self.0.send(&call, deadline, trace)
+    }
+
+    /// The migrations off a compute host, of one type when given
+    /// (`source_compute` matches exactly).
+    pub fn migrations_from(
+        &self,
+        host: &str,
+        migration_type: Option<&str>,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Vec<Migration>, OsError> {
+        let mut path = format!("/os-migrations?source_compute={}", query_value(host));
+        if let Some(t) = migration_type {
+            path.push_str(&format!("&migration_type={}", query_value(t)));
+        }
+        self.0.get(
+            SERVICE,
+            Some(MIGRATIONS_MICROVERSION),
+            &path,
+            "migrations",
+            deadline,
+            trace,
+        )
+    }
+
     /// The migrations of an instance, of one type (`evacuation`) when given.
     pub fn migrations(
         &self,

@@ -667,6 +667,22 @@ for sid in sys.argv[3:]:
             .status();
     }
 
+    /// Kill and start `host`'s nova-compute (scripts/openstack.sh
+    /// restart-compute): a restarted compute cleans up what was evacuated.
+    pub fn restart_compute(&self, host: &str) {
+        let dir = std::path::Path::new(self.var("OS_PIDS"))
+            .parent()
+            .expect("stack dir")
+            .to_string_lossy()
+            .into_owned();
+        let ok = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/openstack.sh"))
+            .args(["restart-compute", &dir, host])
+            .status()
+            .expect("openstack.sh");
+        assert!(ok.success(), "restart-compute {host}");
+    }
+
     pub fn signal(&self, what: &str, sig: &str) {
         let pid =
             std::fs::read_to_string(format!("{}/{what}", self.var("OS_PIDS"))).expect("pid file");

@@ -17,6 +17,7 @@ fn commands() -> Vec<clap::Command> {
         skyprobe::canary::cli::ServeArgs::command(),
         skyprobe::canary::cli::ProbeArgs::command(),
         skyprobe::canary::cli::MatrixArgs::command(),
+        skyprobe::evacuate::cli::Args::command(),
         #[cfg(feature = "libvirt")]
         skyprobe::domains::cli::Args::command(),
     ]

@@ -4,6 +4,7 @@
 mod canary;
 mod common;
 mod docs;
+mod evacuate;
 mod examples;
 mod keystone;
 mod notify;

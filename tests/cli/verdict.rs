@@ -17,13 +17,13 @@ use crate::probe_host::PROBE_HOST;
 /// The fake compute hosts of one test, on 10.<net>.0.0/16: host i has
 /// 10.<net>.0.(10+i) (management) and 10.<net>.1.(10+i) (tenant); a control
 /// target listens on 10.<net>.0.2:5000.
-struct Fleet {
+pub(crate) struct Fleet {
     net: u8,
     bridge: String,
     hosts: Vec<Netns>,
     _ctl: Netns,
     children: Vec<Child>,
-    dir: TempDir,
+    pub(crate) dir: TempDir,
 }
 
 impl Drop for Fleet {
@@ -71,7 +71,7 @@ fn listen_all(ns: &Netns, port: u16) -> Child {
     child
 }
 
-fn fleet(tag: &str, net: u8, n: usize) -> Fleet {
+pub(crate) fn fleet(tag: &str, net: u8, n: usize) -> Fleet {
     let bridge = format!("sk{net}br");
     let _ = Command::new("ip")
         .args(["link", "del", &bridge])
@@ -174,16 +174,16 @@ impl Fleet {
         self.dir.write("hosts.toml", &text);
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.0.join(name).to_string_lossy().into_owned()
     }
 
     /// Host `i` (from 1) cut off: its link to the bridge goes down.
-    fn kill(&self, i: usize) {
+    pub(crate) fn kill(&self, i: usize) {
         sh(&["ip", "link", "set", &format!("sk{}h{i}", self.net), "down"]);
     }
 
-    fn revive(&self, i: usize) {
+    pub(crate) fn revive(&self, i: usize) {
         sh(&["ip", "link", "set", &format!("sk{}h{i}", self.net), "up"]);
     }
 
@@ -518,7 +518,7 @@ fn bad_tables_and_a_broken_crm_mon() {
 }
 
 /// Stopped processes are continued however the test ends.
-struct Continue<'a>(&'a Stack, Vec<String>);
+pub(crate) struct Continue<'a>(pub(crate) &'a Stack, pub(crate) Vec<String>);
 
 impl Drop for Continue<'_> {
     fn drop(&mut self) {

@@ -1,0 +1,1520 @@
+//! `evacuate`: the flags, the interlocks and the moves.
+//!
+//! For each host, in order: its nova-compute service by exact name; Nova's
+//! view (down or stale); a fresh verdict through the probe-host library
+//! (`--probe`); the brakes and the cooldown in the journal; a nova-scheduler
+//! that is up; the fence command and its power-off read back. Without
+//! `--execute` that is the plan, and nothing changes. With it: fence, force
+//! down and disable (marked), then per instance lock, evacuate, follow its
+//! migration to the new host, unlock — every step written to the journal
+//! before the next call, so a run killed anywhere is finished by the next.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+use super::{
+    host_name, progress, Brakes, HostJob, Job, Journal, Progress, Selection, Step, CHECK, MARKER,
+};
+use crate::cli::{Common, Context, Tool, UsageError};
+use crate::openstack::client::{OsArgs, OsError, Session};
+use crate::openstack::nova::{ComputeService, Nova, Server};
+use crate::report::{Record, Status, TraceStep};
+use crate::state::Locked;
+
+const EXAMPLES: &str = "\
+Examples:
+  evacuate compute1                                   # the plan: what would move, every interlock
+  evacuate compute1 --execute --state /var/lib/skyprobe/evacuate.json \\
+      --probe '--hosts /etc/skyprobe/computes.toml --openstack --state /var/lib/skyprobe/verdict.json' \\
+      --fence 'ipmitool -I lanplus -H {host}-ipmi -U admin -E chassis power off' \\
+      --fence-status 'ipmitool -I lanplus -H {host}-ipmi -U admin -E chassis power status'
+  probe-host --verdict --openstack --hypervisors --state v.json | evacuate --execute --state e.json --probe '...' --fence '...' --fence-status '...'
+  evacuate --reenable compute1 --state /var/lib/skyprobe/evacuate.json   # after repair
+
+A host is evacuated only when every interlock holds: Nova shows its nova-compute down or
+stale (no report for --service-down-time); a fresh probe-host verdict (--probe, run in this
+process) says dead; the journal's brakes (--max-hosts per --window, --cooldown per host) and
+--max-down-percent of all computes down at once allow it; a nova-scheduler is up; and the
+fence command succeeded and --fence-status reads power off back (--fence-off). Without
+--execute the plan is printed and nothing changes. Host names are matched exactly, never as
+patterns. Every step is written to the --state journal before the next call: a run killed at
+any point is finished by the next one, and no instance is evacuated twice. The host stays
+forced down and disabled until --reenable finds nothing in flight and its nova-compute
+reporting again.";
+
+/// Move every instance off a dead compute host through Nova, behind interlocks.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "evacuate", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Args {
+    /// Compute hosts to evacuate (exact nova-compute service names); none: probe-host verdict
+    /// records on stdin (dead ones are taken).
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Act: fence, force down, evacuate, verify. Without it, print the plan and change nothing.
+    #[arg(long)]
+    pub execute: bool,
+
+    /// The journal and the brakes' history (locked: one run at a time). Needed with --execute.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// probe-host flags for the fresh verdict (--verdict is added; the host must come out dead),
+    /// e.g. '--hosts computes.toml --openstack --state verdict.json'. Needed with --execute.
+    #[arg(
+        long,
+        value_name = "FLAGS",
+        allow_hyphen_values = true,
+        help_heading = "Interlocks"
+    )]
+    pub probe: Option<String>,
+
+    /// A nova-compute with no report for this long counts as down.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::units::parse_duration, help_heading = "Interlocks")]
+    pub service_down_time: Duration,
+
+    /// The command that powers the host off ({host} is replaced; no shell).
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        allow_hyphen_values = true,
+        help_heading = "Fencing"
+    )]
+    pub fence: Option<String>,
+
+    /// The command that reads the host's power state back ({host} is replaced).
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        allow_hyphen_values = true,
+        help_heading = "Fencing"
+    )]
+    pub fence_status: Option<String>,
+
+    /// What --fence-status must print for power off (a regex).
+    #[arg(
+        long,
+        value_name = "REGEX",
+        default_value = r"(?i)\bpower is off\b|^\s*off\s*$",
+        help_heading = "Fencing"
+    )]
+    pub fence_off: String,
+
+    /// How long each fence command may run.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::units::parse_duration, help_heading = "Fencing")]
+    pub fence_timeout: Duration,
+
+    /// Evacuate without fencing (its VMs may run twice and corrupt their disks).
+    #[arg(long, requires = "i_understand_unfenced", help_heading = "Fencing")]
+    pub no_fence: bool,
+
+    /// Confirms --no-fence.
+    #[arg(long, help_heading = "Fencing")]
+    pub i_understand_unfenced: bool,
+
+    /// At most N hosts begun per --window.
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Brakes",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_hosts: u32,
+
+    /// The window --max-hosts counts in.
+    #[arg(long, value_name = "DURATION", default_value = "1h",
+          value_parser = crate::units::parse_duration, help_heading = "Brakes")]
+    pub window: Duration,
+
+    /// A host evacuated less than this long ago is not evacuated again.
+    #[arg(long, value_name = "DURATION", default_value = "30m",
+          value_parser = crate::units::parse_duration, help_heading = "Brakes")]
+    pub cooldown: Duration,
+
+    /// Refuse when more than this share of all nova-compute services is down at once, % (a
+    /// partition looks like many dead hosts).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 34.0,
+        help_heading = "Brakes"
+    )]
+    pub max_down_percent: f64,
+
+    /// Only servers with this metadata key (KEY or KEY=VALUE, e.g. HA_Enabled=True).
+    #[arg(long, value_name = "KEY[=VALUE]", help_heading = "Instances")]
+    pub tagged: Option<String>,
+
+    /// Instances in ERROR: evacuate (Nova rebuilds them) or skip.
+    #[arg(long, value_name = "WHAT", default_value = "evacuate",
+          value_parser = ["evacuate", "skip"], help_heading = "Instances")]
+    pub error_instances: String,
+
+    /// Send them to this host (an exact, up nova-compute) instead of the scheduler's choice.
+    #[arg(long, value_name = "HOST", help_heading = "Instances")]
+    pub target_host: Option<String>,
+
+    /// Evacuations in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Instances",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+
+    /// Time between two submissions.
+    #[arg(long, value_name = "DURATION", default_value = "500ms",
+          value_parser = crate::units::parse_duration, help_heading = "Instances")]
+    pub stagger: Duration,
+
+    /// How long one instance may take to arrive.
+    #[arg(long, value_name = "DURATION", default_value = "300s",
+          value_parser = crate::units::parse_duration, help_heading = "Instances")]
+    pub instance_timeout: Duration,
+
+    /// Evacuate calls per instance before it is failed.
+    #[arg(long, value_name = "N", default_value_t = 2, help_heading = "Instances",
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub retries: u32,
+
+    /// Unset force-down and enable HOST, once nothing of it is in flight and its nova-compute
+    /// reports again.
+    #[arg(long, value_name = "HOST", conflicts_with_all = ["hosts", "execute"])]
+    pub reenable: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub os: OsArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: Common,
+}
+
+/// Where the hosts come from.
+#[derive(Debug)]
+enum Input {
+    Named(Vec<String>),
+    Stdin,
+    Reenable(String),
+}
+
+/// What `prepare` made of the flags.
+pub struct Prepared {
+    input: Input,
+    session: Session,
+    cloud: String,
+    probe: Option<Mutex<(crate::host::cli::Args, crate::host::cli::Run)>>,
+    fence: Option<(Vec<String>, Vec<String>, regex::Regex)>,
+    selection: Selection,
+    brakes: Brakes,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("input", &self.input)
+            .finish()
+    }
+}
+
+fn usage(flag: &str, e: impl std::fmt::Display) -> UsageError {
+    UsageError::new(format!("{flag}: {e}"))
+}
+
+impl Tool for Args {
+    type Run = Prepared;
+    const CHECK: &'static str = CHECK;
+    const LABEL: &'static str = "EVACUATE";
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    fn prepare(&mut self) -> Result<Prepared, UsageError> {
+        if self.common.every.is_some() {
+            return Err(UsageError::new(
+                "--every: evacuate acts once; run it again instead",
+            ));
+        }
+        let input = match &self.reenable {
+            Some(h) => Input::Reenable(host_name(h).map_err(|e| usage("--reenable", e))?),
+            None if !self.hosts.is_empty() => Input::Named(
+                self.hosts
+                    .iter()
+                    .map(|h| host_name(h))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(UsageError::new)?,
+            ),
+            None if std::io::stdin().is_terminal() => {
+                return Err(UsageError::new(
+                    "no host: name one, or pipe probe-host --verdict records in",
+                ))
+            }
+            None => Input::Stdin,
+        };
+        if let Some(t) = &self.target_host {
+            host_name(t).map_err(|e| usage("--target-host", e))?;
+        }
+        if (self.execute || self.reenable.is_some()) && self.state.is_none() {
+            return Err(UsageError::new(
+                "--state FILE is needed to act: the journal is what makes a run resumable",
+            ));
+        }
+        if self.execute && self.probe.is_none() {
+            return Err(UsageError::new(
+                "--execute needs --probe FLAGS: a fresh probe-host verdict must say dead",
+            ));
+        }
+        if self.execute && !self.no_fence && (self.fence.is_none() || self.fence_status.is_none()) {
+            return Err(UsageError::new(
+                "--execute needs --fence and --fence-status (or --no-fence --i-understand-unfenced)",
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.max_down_percent) {
+            return Err(usage("--max-down-percent", "a percentage, 0 to 100"));
+        }
+        let fence = match (&self.fence, &self.fence_status) {
+            (Some(f), Some(s)) => Some((
+                crate::command::split(f).map_err(|e| usage("--fence", e))?,
+                crate::command::split(s).map_err(|e| usage("--fence-status", e))?,
+                regex::Regex::new(&self.fence_off)
+                    .map_err(|e| usage("--fence-off", crate::cli::regex_words(&e)))?,
+            )),
+            (None, None) => None,
+            _ => return Err(UsageError::new("--fence and --fence-status go together")),
+        };
+        let probe = match &self.probe {
+            None => None,
+            Some(flags) => {
+                let mut argv = vec!["probe-host".to_string(), "--verdict".to_string()];
+                argv.extend(crate::command::split(flags).map_err(|e| usage("--probe", e))?);
+                let mut a = crate::host::cli::Args::try_parse_from(&argv).map_err(|e| {
+                    let text = e.to_string();
+                    usage(
+                        "--probe",
+                        text.lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim_start_matches("error: "),
+                    )
+                })?;
+                let run = a.prepare().map_err(|e| usage("--probe", e.0))?;
+                Some(Mutex::new((a, run)))
+            }
+        };
+        let tagged = self.tagged.as_ref().map(|t| match t.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
+            None => (t.trim().to_string(), None),
+        });
+        if tagged.as_ref().is_some_and(|(k, _)| k.is_empty()) {
+            return Err(usage("--tagged", "give KEY or KEY=VALUE"));
+        }
+        let cloud_cfg = self.os.cloud()?;
+        let cloud = format!(
+            "{} {}",
+            cloud_cfg.auth_url.trim_end_matches('/'),
+            cloud_cfg.source
+        );
+        let session = self.os.session()?;
+        Ok(Prepared {
+            input,
+            session,
+            cloud,
+            probe,
+            fence,
+            selection: Selection {
+                tagged,
+                error_instances: self.error_instances == "evacuate",
+            },
+            brakes: Brakes {
+                max_hosts: self.max_hosts as usize,
+                window: self.window.as_secs(),
+                cooldown: self.cooldown.as_secs(),
+                max_down_percent: self.max_down_percent,
+            },
+        })
+    }
+
+    fn secrets(&self, p: &Prepared) -> Vec<String> {
+        vec![p.session.keystone.cloud.secret().expose().to_string()]
+    }
+
+    fn run(&self, p: &Prepared, ctx: &Context) -> Vec<Record> {
+        let session = p.session.in_round(&ctx.round);
+        let mut out = Vec::new();
+        let mut journal = match &self.state {
+            Some(path) => match Locked::<Journal>::open(path) {
+                Ok(j) => Some(j),
+                Err(e) => return vec![unknown("state", e)],
+            },
+            None => None,
+        };
+        if let Some(j) = &mut journal {
+            if let Some(w) = j.warning.take() {
+                out.push(unknown("state", w));
+                return out;
+            }
+            match &j.value.cloud {
+                Some(c) if *c != p.cloud => {
+                    out.push(unknown(
+                        "state",
+                        format!(
+                            "--state {}: the journal of another cloud ({c}); not mixed with {}",
+                            self.state
+                                .as_ref()
+                                .map(|s| s.display().to_string())
+                                .unwrap_or_default(),
+                            p.cloud
+                        ),
+                    ));
+                    return out;
+                }
+                _ => j.value.cloud = Some(p.cloud.clone()),
+            }
+        }
+        let hosts: Vec<String> = match &p.input {
+            Input::Reenable(h) => {
+                out.push(self.reenable(h, &session, journal.as_mut(), ctx));
+                return out;
+            }
+            Input::Named(h) => h.clone(),
+            Input::Stdin => {
+                let (dead, mut said) = hosts_from_stdin();
+                out.append(&mut said);
+                dead
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for host in hosts.iter().filter(|h| seen.insert(h.as_str())) {
+            let mut recs = self.one_host(host, p, &session, journal.as_mut(), ctx);
+            out.append(&mut recs);
+            if Instant::now() >= ctx.deadline {
+                break;
+            }
+        }
+        if let Some(j) = &journal {
+            if let Err(e) = j.save() {
+                out.push(unknown("state", e));
+            }
+        }
+        out
+    }
+
+    fn timed_out(&self, _p: &Prepared, ctx: &Context) -> Vec<Record> {
+        vec![Record::new(
+            CHECK,
+            "evacuate",
+            ctx.timeout_state,
+            "the deadline came first; the journal says how far it got (run again to finish)",
+        )]
+    }
+}
+
+/// Writes one instance's journal entry.
+type Put<'a> = dyn Fn(&Mutex<&mut Locked<Journal>>, &Job) -> Result<(), String> + 'a;
+
+fn unknown(target: &str, why: impl Into<String>) -> Record {
+    Record::new(CHECK, target, Status::Unknown, why)
+}
+
+/// Dead hosts from probe-host verdict records on stdin, and records for
+/// lines that could not be used and hosts left alone.
+fn hosts_from_stdin() -> (Vec<String>, Vec<Record>) {
+    let mut dead = Vec::new();
+    let mut said = Vec::new();
+    let mut n = 0usize;
+    crate::records::read_lines(std::io::stdin().lock(), |line| {
+        n += 1;
+        let text = match line {
+            crate::records::Line::Text(t) if t.trim().is_empty() => return true,
+            crate::records::Line::Text(t) => t,
+            crate::records::Line::Unusable(why) => {
+                said.push(unknown("stdin", format!("stdin line {n}: {why}")));
+                return true;
+            }
+        };
+        let r: Record = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                said.push(unknown(
+                    "stdin",
+                    format!("stdin line {n}: not a record ({e})"),
+                ));
+                return true;
+            }
+        };
+        let Some(verdict) = r.details.get("verdict").and_then(Value::as_str) else {
+            return true;
+        };
+        match (verdict, host_name(&r.name)) {
+            ("dead", Ok(h)) => dead.push(h),
+            ("dead", Err(e)) => said.push(unknown("stdin", format!("stdin line {n}: {e}"))),
+            ("alive", _) => {}
+            (other, _) => said.push(Record::new(
+                CHECK,
+                &r.name,
+                Status::Ok,
+                format!("{}: verdict {other}, left alone", r.name),
+            )),
+        }
+        true
+    });
+    (dead, said)
+}
+
+/// One interlock's verdict, for the plan.
+struct Lock {
+    name: &'static str,
+    ok: bool,
+    why: String,
+}
+
+fn interlocks_json(locks: &[Lock]) -> Value {
+    json!(locks
+        .iter()
+        .map(|l| json!({"interlock": l.name, "ok": l.ok, "why": l.why}))
+        .collect::<Vec<_>>())
+}
+
+impl Args {
+    fn service_stale(&self, s: &ComputeService) -> Option<u64> {
+        let age = s.updated()?.elapsed().ok()?.as_secs();
+        Some(age)
+    }
+
+    /// Plan (and with --execute, carry out) the evacuation of one host.
+    fn one_host(
+        &self,
+        host: &str,
+        p: &Prepared,
+        session: &Session,
+        journal: Option<&mut Locked<Journal>>,
+        ctx: &Context,
+    ) -> Vec<Record> {
+        let nova = Nova(session);
+        let mut trace = Vec::new();
+        let mut out = Vec::new();
+        let services = match nova.services("nova-compute", None, ctx.deadline, &mut trace) {
+            Ok(s) => s,
+            Err(e) => return vec![os_failure(host, "listing nova-compute services", e, trace)],
+        };
+        let Some(service) = services.iter().find(|s| s.host == host).cloned() else {
+            let mut names: Vec<&str> = services.iter().map(|s| s.host.as_str()).collect();
+            names.sort_unstable();
+            let mut r = unknown(
+                host,
+                format!(
+                    "no nova-compute service is named {host} (exact names; Nova has {})",
+                    names.join(", ")
+                ),
+            );
+            r.trace = trace;
+            return vec![r];
+        };
+        let mut locks = Vec::new();
+        // 1. Nova's own view.
+        let age = self.service_stale(&service);
+        let nova_down = service.state == "down"
+            || service.forced_down
+            || age.is_some_and(|a| a >= self.service_down_time.as_secs());
+        locks.push(Lock {
+            name: "nova",
+            ok: nova_down,
+            why: format!(
+                "nova-compute {} ({}{}{})",
+                service.state,
+                service.status,
+                if service.forced_down {
+                    ", forced down"
+                } else {
+                    ""
+                },
+                age.map(|a| format!(", last report {a} s ago"))
+                    .unwrap_or_default()
+            ),
+        });
+        // 2. A fresh verdict.
+        locks.push(self.fresh_verdict(host, p, ctx));
+        // 3. Brakes.
+        let now = super::now_unix();
+        let resuming = journal
+            .as_ref()
+            .and_then(|j| j.value.hosts.get(host))
+            .is_some_and(|h| h.finished.is_none());
+        let brake = journal
+            .as_ref()
+            .and_then(|j| j.value.brake(host, &p.brakes, now));
+        locks.push(Lock {
+            name: "brakes",
+            ok: brake.is_none(),
+            why: brake.unwrap_or_else(|| {
+                if resuming {
+                    "resuming the journal's unfinished evacuation".into()
+                } else {
+                    format!(
+                        "within --max-hosts {} per {} and --cooldown",
+                        p.brakes.max_hosts,
+                        humantime::format_duration(Duration::from_secs(p.brakes.window))
+                    )
+                }
+            }),
+        });
+        let down = services
+            .iter()
+            .filter(|s| {
+                s.state == "down"
+                    || s.forced_down
+                    || self
+                        .service_stale(s)
+                        .is_some_and(|a| a >= self.service_down_time.as_secs())
+            })
+            .count();
+        let share = down as f64 * 100.0 / services.len().max(1) as f64;
+        locks.push(Lock {
+            name: "fleet",
+            ok: share <= p.brakes.max_down_percent || resuming,
+            why: format!(
+                "{down} of {} nova-compute services down ({}%; --max-down-percent {})",
+                services.len(),
+                crate::render::number((share * 10.0).round() / 10.0),
+                crate::render::number(p.brakes.max_down_percent)
+            ),
+        });
+        // 4. A scheduler to place them.
+        match nova.services("nova-scheduler", None, ctx.deadline, &mut trace) {
+            Ok(s) => {
+                let up = s
+                    .iter()
+                    .filter(|s| s.state == "up" && s.status == "enabled")
+                    .count();
+                locks.push(Lock {
+                    name: "scheduler",
+                    ok: up > 0 || self.target_host.is_some(),
+                    why: format!("{up} of {} nova-scheduler up", s.len()),
+                });
+            }
+            Err(e) => locks.push(Lock {
+                name: "scheduler",
+                ok: false,
+                why: format!("cannot list nova-scheduler: {e}"),
+            }),
+        }
+        if let Some(t) = &self.target_host {
+            let ok = services
+                .iter()
+                .any(|s| &s.host == t && s.state == "up" && !s.forced_down && t != host);
+            locks.push(Lock {
+                name: "target",
+                ok,
+                why: if ok {
+                    format!("{t} is up")
+                } else {
+                    format!("--target-host {t} is not an up nova-compute other than {host}")
+                },
+            });
+        }
+        // 5. Fencing configured.
+        locks.push(Lock {
+            name: "fence",
+            ok: p.fence.is_some() || (self.no_fence && self.i_understand_unfenced),
+            why: match (&p.fence, self.no_fence) {
+                (Some(_), _) => "fence and power status commands given".into(),
+                (None, true) => "NOT FENCED (--no-fence): its VMs may run twice".into(),
+                (None, false) => "no --fence / --fence-status".into(),
+            },
+        });
+        // The instances.
+        let servers = match nova.servers_on_host(host, ctx.deadline, &mut trace) {
+            Ok(s) => s,
+            Err(e) => return vec![os_failure(host, "listing its servers", e, trace)],
+        };
+        let known = journal
+            .as_ref()
+            .and_then(|j| j.value.hosts.get(host))
+            .cloned();
+        let mut chosen: Vec<&Server> = Vec::new();
+        for s in &servers {
+            let mut r = Record::new(CHECK, &s.id, Status::Ok, "");
+            r.name.clone_from(&s.name);
+            r.detail("host", host);
+            r.detail("status", s.status.as_str());
+            match p.selection.judge(s) {
+                Ok(()) => {
+                    chosen.push(s);
+                    r.detail("evacuable", true);
+                    r.detail("target", self.target_host.as_deref().unwrap_or("scheduler"));
+                    r.summary = format!("{} ({}): to be evacuated off {host}", s.name, s.status);
+                }
+                Err(why) => {
+                    r.detail("evacuable", false);
+                    r.summary = format!("{} ({}): left on {host}: {why}", s.name, s.status);
+                    r.detail("why", why);
+                }
+            }
+            r.event = Some("plan".into());
+            out.push(r);
+        }
+        // Instances the journal follows that Nova already shows elsewhere.
+        if let Some(k) = &known {
+            for (id, j) in &k.instances {
+                if !servers.iter().any(|s| &s.id == id) && !j.step.is_final() {
+                    let mut r = Record::new(
+                        CHECK,
+                        id,
+                        Status::Ok,
+                        format!(
+                            "{}: in the journal ({:?}), no longer on {host}",
+                            j.name, j.step
+                        ),
+                    );
+                    r.name.clone_from(&j.name);
+                    r.event = Some("plan".into());
+                    out.push(r);
+                }
+            }
+        }
+        let held = locks.iter().all(|l| l.ok);
+        let refused: Vec<String> = locks
+            .iter()
+            .filter(|l| !l.ok)
+            .map(|l| format!("{}: {}", l.name, l.why))
+            .collect();
+        let mut summary = Record::new(
+            CHECK,
+            host,
+            if held {
+                Status::Ok
+            } else if self.execute {
+                Status::Critical
+            } else {
+                Status::Warning
+            },
+            if held {
+                format!(
+                    "{host}: {} of {} instances to evacuate; every interlock holds{}",
+                    chosen.len(),
+                    servers.len(),
+                    if self.execute {
+                        ""
+                    } else {
+                        " (plan only: --execute to act)"
+                    }
+                )
+            } else {
+                format!("{host}: not evacuated: {}", refused.join("; "))
+            },
+        );
+        summary.detail("interlocks", interlocks_json(&locks));
+        summary.detail("instances", servers.len());
+        summary.detail("evacuable", chosen.len());
+        summary.event = Some("plan".into());
+        summary.trace = std::mem::take(&mut trace);
+        if !self.execute || !held {
+            out.push(summary);
+            return out;
+        }
+        let Some(journal) = journal else {
+            out.push(summary);
+            return out;
+        };
+        out.push(summary);
+        out.extend(self.act(host, &service, &chosen, p, session, journal, ctx));
+        out
+    }
+
+    /// The fresh verdict through the probe-host library.
+    fn fresh_verdict(&self, host: &str, p: &Prepared, ctx: &Context) -> Lock {
+        let Some(probe) = &p.probe else {
+            return Lock {
+                name: "verdict",
+                ok: false,
+                why: "not asked (give --probe FLAGS)".into(),
+            };
+        };
+        let guard = match probe.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (args, run) = &*guard;
+        let left = ctx.remaining().min(args.timeout());
+        let pctx = Context::new(left);
+        let records = args.run(run, &pctx);
+        let mine = records
+            .iter()
+            .find(|r| r.name == host && r.details.contains_key("verdict"));
+        match mine {
+            Some(r) => {
+                let v = r
+                    .details
+                    .get("verdict")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                Lock {
+                    name: "verdict",
+                    ok: v == "dead",
+                    why: format!("probe-host says {v}: {}", r.summary),
+                }
+            }
+            None => Lock {
+                name: "verdict",
+                ok: false,
+                why: format!("probe-host has no verdict for {host} (is it in --probe's hosts?)"),
+            },
+        }
+    }
+
+    /// Fence, force down, evacuate and follow every chosen instance.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &self,
+        host: &str,
+        service: &ComputeService,
+        chosen: &[&Server],
+        p: &Prepared,
+        session: &Session,
+        journal: &mut Locked<Journal>,
+        ctx: &Context,
+    ) -> Vec<Record> {
+        let nova = Nova(session);
+        let mut out = Vec::new();
+        let now = super::now_unix();
+        let job = journal
+            .value
+            .hosts
+            .entry(host.to_string())
+            .or_insert_with(|| HostJob {
+                started: now,
+                ..HostJob::default()
+            });
+        if job.finished.is_some() {
+            // A new evacuation of a host done before (past its cooldown).
+            *job = HostJob {
+                started: now,
+                ..HostJob::default()
+            };
+        }
+        let first = job.instances.is_empty() && !job.fenced;
+        if first {
+            journal.value.history.push((host.to_string(), now));
+            journal.value.prune(&p.brakes, now);
+        }
+        if let Err(e) = journal.save() {
+            out.push(unknown("state", e));
+            return out;
+        }
+        // Fence.
+        let fenced = journal.value.hosts.get(host).is_some_and(|j| j.fenced);
+        if !fenced {
+            let mut r = self.fence(host, p, ctx);
+            let ok = r.status == Status::Ok;
+            r.event = Some("fence".into());
+            out.push(r);
+            if !ok {
+                return out;
+            }
+            if let Some(j) = journal.value.hosts.get_mut(host) {
+                j.fenced = true;
+            }
+            if let Err(e) = journal.save() {
+                out.push(unknown("state", e));
+                return out;
+            }
+        }
+        // Force down and disable, marked.
+        let mut trace = Vec::new();
+        let reason = format!(
+            "{MARKER}: fenced and evacuated at {}",
+            crate::report::timestamp(std::time::SystemTime::now())
+        );
+        if !service.forced_down {
+            if let Err(e) = nova.force_down(&service.id, true, ctx.deadline, &mut trace) {
+                out.push(os_failure(host, "forcing nova-compute down", e, trace));
+                return out;
+            }
+        }
+        if service.status != "disabled" {
+            if let Err(e) = nova.set_enabled(&service.id, Some(&reason), ctx.deadline, &mut trace) {
+                out.push(os_failure(host, "disabling nova-compute", e, trace));
+                return out;
+            }
+        }
+        let mut r = Record::new(
+            CHECK,
+            host,
+            Status::Ok,
+            format!("{host}: forced down and disabled ({reason})"),
+        );
+        r.event = Some("force_down".into());
+        r.trace = std::mem::take(&mut trace);
+        out.push(r);
+        if let Some(j) = journal.value.hosts.get_mut(host) {
+            j.forced_down = true;
+            for s in chosen {
+                j.instances.entry(s.id.clone()).or_insert_with(|| Job {
+                    name: s.name.clone(),
+                    was: s.status.clone(),
+                    step: Step::Planned,
+                    tries: 0,
+                    baseline: u64::MAX,
+                    migration: None,
+                    moved_to: None,
+                    locked: false,
+                    why: None,
+                    seconds: None,
+                    submitted_at: None,
+                });
+            }
+        }
+        if let Err(e) = journal.save() {
+            out.push(unknown("state", e));
+            return out;
+        }
+        // Every instance the journal has for this host and has not finished.
+        let ids: Vec<String> = journal
+            .value
+            .hosts
+            .get(host)
+            .map(|j| {
+                j.instances
+                    .iter()
+                    .filter(|(_, job)| !job.step.is_final())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shared = Mutex::new(&mut *journal);
+        let next_submit = Mutex::new(Instant::now());
+        let results = crate::pool::run_all(
+            &ids,
+            ctx,
+            self.concurrency as usize,
+            &|id: &String| self.move_one(host, id, session, &shared, &next_submit, ctx),
+            &|id: &String| {
+                Record::new(CHECK, id, ctx.timeout_state, format!("{id}: not reached before the deadline; the journal keeps it for the next run"))
+            },
+        );
+        let moved = results.iter().filter(|r| r.status == Status::Ok).count();
+        let failed = results.len() - moved;
+        let secs: Vec<f64> = journal
+            .value
+            .hosts
+            .get(host)
+            .map(|j| j.instances.values().filter_map(|i| i.seconds).collect())
+            .unwrap_or_default();
+        out.extend(results);
+        let all_final = journal
+            .value
+            .hosts
+            .get(host)
+            .is_some_and(|j| j.instances.values().all(|i| i.step.is_final()));
+        if all_final {
+            if let Some(j) = journal.value.hosts.get_mut(host) {
+                j.finished = Some(super::now_unix());
+            }
+        }
+        let _ = journal.save();
+        let mut s = Record::new(
+            CHECK,
+            host,
+            if failed == 0 { Status::Ok } else { Status::Critical },
+            format!(
+                "{host}: {moved} evacuated, {failed} failed; it stays forced down and disabled until evacuate --reenable {host}",
+            ),
+        );
+        s.event = Some("summary".into());
+        s.detail("moved", moved);
+        s.detail("failed", failed);
+        if !secs.is_empty() {
+            s.detail(
+                "seconds_per_instance",
+                (secs.iter().sum::<f64>() / secs.len() as f64 * 100.0).round() / 100.0,
+            );
+        }
+        out.push(s);
+        out
+    }
+
+    /// Power the host off and read it back.
+    fn fence(&self, host: &str, p: &Prepared, ctx: &Context) -> Record {
+        let Some((off, status, want)) = &p.fence else {
+            return Record::new(CHECK, host, Status::Warning, format!("{host}: NOT FENCED (--no-fence --i-understand-unfenced): its VMs may still run"));
+        };
+        let sub = |argv: &[String]| -> Vec<String> {
+            argv.iter().map(|w| w.replace("{host}", host)).collect()
+        };
+        let by = (Instant::now() + self.fence_timeout).min(ctx.deadline);
+        match crate::command::output(&sub(off), &[], by, 64 * 1024) {
+            Ok(o) if o.code == Some(0) => {}
+            Ok(o) => {
+                return Record::new(
+                    CHECK,
+                    host,
+                    Status::Critical,
+                    format!(
+                        "{host}: the fence command failed (exit {}{}); nothing forced down",
+                        o.code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "by signal".into()),
+                        if o.stderr_tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", o.stderr_tail)
+                        }
+                    ),
+                )
+            }
+            Err(e) => {
+                return Record::new(
+                    CHECK,
+                    host,
+                    Status::Critical,
+                    format!("{host}: {e}; nothing forced down"),
+                )
+            }
+        }
+        let by = (Instant::now() + self.fence_timeout).min(ctx.deadline);
+        match crate::command::output(&sub(status), &[], by, 64 * 1024) {
+            Ok(o) if o.code == Some(0) => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                if text.lines().any(|l| want.is_match(l)) {
+                    Record::new(
+                        CHECK,
+                        host,
+                        Status::Ok,
+                        format!(
+                            "{host}: fenced, power off read back ({})",
+                            text.trim().lines().next().unwrap_or("")
+                        ),
+                    )
+                } else {
+                    Record::new(CHECK, host, Status::Critical, format!("{host}: power off not read back ({:?} does not match --fence-off); nothing forced down", text.trim().chars().take(120).collect::<String>()))
+                }
+            }
+            Ok(o) => Record::new(
+                CHECK,
+                host,
+                Status::Critical,
+                format!(
+                    "{host}: the power status command failed (exit {}); nothing forced down",
+                    o.code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "by signal".into())
+                ),
+            ),
+            Err(e) => Record::new(
+                CHECK,
+                host,
+                Status::Critical,
+                format!("{host}: {e}; nothing forced down"),
+            ),
+        }
+    }
+
+    /// Lock, evacuate, follow and unlock one instance, the journal written
+    /// before each call.
+    fn move_one(
+        &self,
+        host: &str,
+        id: &str,
+        session: &Session,
+        journal: &Mutex<&mut Locked<Journal>>,
+        next_submit: &Mutex<Instant>,
+        ctx: &Context,
+    ) -> Record {
+        let nova = Nova(session);
+        let mut trace: Vec<TraceStep> = Vec::new();
+        let get = |journal: &Mutex<&mut Locked<Journal>>| -> Option<Job> {
+            let j = journal.lock().unwrap_or_else(|p| p.into_inner());
+            j.value.hosts.get(host)?.instances.get(id).cloned()
+        };
+        let put = |journal: &Mutex<&mut Locked<Journal>>, job: &Job| -> Result<(), String> {
+            let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = j.value.hosts.get_mut(host) {
+                h.instances.insert(id.to_string(), job.clone());
+            }
+            j.save()
+        };
+        let Some(mut job) = get(journal) else {
+            return unknown(id, format!("{id}: not in the journal"));
+        };
+        let started = Instant::now();
+        let done = |job: &Job, status: Status, summary: String, trace: Vec<TraceStep>| {
+            let mut r = Record::new(CHECK, id, status, summary);
+            r.duration_ms = crate::report::round_ms(started.elapsed());
+            r.name.clone_from(&job.name);
+            r.event = Some("instance".into());
+            r.detail("host", host);
+            r.detail("step", json!(job.step));
+            r.detail("tries", job.tries);
+            if let Some(m) = job.migration {
+                r.detail("migration", m);
+            }
+            if let Some(t) = &job.moved_to {
+                r.detail("moved_to", t.as_str());
+            }
+            if let Some(s) = job.seconds {
+                r.detail("seconds", s);
+            }
+            r.trace = trace;
+            r
+        };
+        let until = Instant::now() + self.instance_timeout;
+        loop {
+            if Instant::now() >= ctx.deadline {
+                return done(
+                    &job,
+                    ctx.timeout_state,
+                    format!(
+                        "{}: the deadline came at {:?}; the next run goes on",
+                        job.name, job.step
+                    ),
+                    trace,
+                );
+            }
+            match job.step {
+                Step::Planned => {
+                    // The evacuations it had before ours.
+                    let before =
+                        match nova.migrations(id, Some("evacuation"), ctx.deadline, &mut trace) {
+                            Ok(m) => m.iter().map(|m| m.id).max().unwrap_or(0),
+                            Err(e) => {
+                                return done(
+                                    &job,
+                                    e.status(),
+                                    format!("{}: cannot read its migrations: {e}", job.name),
+                                    trace,
+                                )
+                            }
+                        };
+                    if job.baseline == u64::MAX {
+                        job.baseline = before;
+                    }
+                    // Lock it for the move (2.73: with a reason).
+                    if !job.locked {
+                        let body = json!({"lock": {"locked_reason": format!("{MARKER}: evacuating off {host}")}});
+                        match nova.action_at(id, &body, "2.73", ctx.deadline, &mut trace) {
+                            Ok(a) if (200..300).contains(&a.status) => job.locked = true,
+                            Ok(a) if a.status == 409 => {}
+                            Ok(a) => trace.push(TraceStep::new(
+                                "lock",
+                                false,
+                                Duration::ZERO,
+                                Some(format!(
+                                    "lock answered HTTP {}: {}",
+                                    a.status,
+                                    crate::openstack::client::error_message(&a.body)
+                                )),
+                            )),
+                            Err(e) => trace.push(TraceStep::new(
+                                "lock",
+                                false,
+                                Duration::ZERO,
+                                Some(e.to_string()),
+                            )),
+                        }
+                    }
+                    // The stagger between submissions.
+                    {
+                        let mut next = next_submit.lock().unwrap_or_else(|p| p.into_inner());
+                        let wait = next.saturating_duration_since(Instant::now());
+                        std::thread::sleep(wait.min(ctx.remaining()));
+                        *next = Instant::now() + self.stagger;
+                    }
+                    job.step = Step::Submitting;
+                    job.tries += 1;
+                    job.submitted_at.get_or_insert(super::now_unix());
+                    if let Err(e) = put(journal, &job) {
+                        return done(
+                            &job,
+                            Status::Unknown,
+                            format!("{}: not submitted: {e}", job.name),
+                            trace,
+                        );
+                    }
+                    let body = match &self.target_host {
+                        Some(t) => json!({"evacuate": {"host": t}}),
+                        None => json!({"evacuate": {}}),
+                    };
+                    match nova.action(id, &body, ctx.deadline, &mut trace) {
+                        Ok(a) if (200..300).contains(&a.status) => {
+                            job.step = Step::Submitted;
+                            let _ = put(journal, &job);
+                        }
+                        Ok(a) => {
+                            job.why = Some(format!(
+                                "evacuate answered HTTP {}: {}",
+                                a.status,
+                                crate::openstack::client::error_message(&a.body)
+                            ));
+                            job.step = if job.tries >= self.retries {
+                                Step::Failed
+                            } else {
+                                Step::Planned
+                            };
+                            let _ = put(journal, &job);
+                            if job.step == Step::Failed {
+                                self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
+                                let why = job.why.clone().unwrap_or_default();
+                                return done(
+                                    &job,
+                                    Status::Critical,
+                                    format!("{}: not evacuated: {why}", job.name),
+                                    trace,
+                                );
+                            }
+                        }
+                        // Unknown whether Nova took it: Submitting stays, and the
+                        // migrations will say.
+                        Err(e) => trace.push(TraceStep::new(
+                            "evacuate",
+                            false,
+                            Duration::ZERO,
+                            Some(e.to_string()),
+                        )),
+                    }
+                }
+                Step::Submitting => {
+                    // Did the call we made reach Nova? Its migrations say.
+                    match nova.migrations(id, Some("evacuation"), ctx.deadline, &mut trace) {
+                        Ok(m) if m.iter().any(|m| m.id > job.baseline) => {
+                            job.step = Step::Submitted;
+                            let _ = put(journal, &job);
+                        }
+                        Ok(_) => {
+                            // Never reached Nova: submit again (counted).
+                            job.step = if job.tries >= self.retries {
+                                Step::Failed
+                            } else {
+                                Step::Planned
+                            };
+                            job.why = Some("the evacuate call never reached Nova".into());
+                            let _ = put(journal, &job);
+                            if job.step == Step::Failed {
+                                return done(
+                                    &job,
+                                    Status::Critical,
+                                    format!(
+                                        "{}: not evacuated: no migration after {} calls",
+                                        job.name, job.tries
+                                    ),
+                                    trace,
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            trace.push(TraceStep::new(
+                                "migrations",
+                                false,
+                                Duration::ZERO,
+                                Some(e.to_string()),
+                            ));
+                            std::thread::sleep(Duration::from_secs(1).min(ctx.remaining()));
+                        }
+                    }
+                }
+                Step::Submitted => {
+                    let server = nova.server(id, ctx.deadline, &mut trace);
+                    let migrations =
+                        nova.migrations(id, Some("evacuation"), ctx.deadline, &mut trace);
+                    let (server, migrations) = match (server, migrations) {
+                        (Ok(s), Ok(m)) => (s, m),
+                        (Err(e), _) | (_, Err(e)) => {
+                            if Instant::now() >= until {
+                                return done(
+                                    &job,
+                                    Status::Critical,
+                                    format!(
+                                        "{}: not verified within --instance-timeout: {e}",
+                                        job.name
+                                    ),
+                                    trace,
+                                );
+                            }
+                            std::thread::sleep(Duration::from_secs(1).min(ctx.remaining()));
+                            continue;
+                        }
+                    };
+                    job.migration = migrations
+                        .iter()
+                        .filter(|m| m.id > job.baseline)
+                        .map(|m| m.id)
+                        .max();
+                    match progress(&server, &migrations, job.baseline, host, &job.was) {
+                        Progress::Arrived(to) => {
+                            job.step = Step::Verified;
+                            job.seconds = job
+                                .submitted_at
+                                .map(|t| super::now_unix().saturating_sub(t) as f64);
+                            job.moved_to = Some(to.clone());
+                            let _ = put(journal, &job);
+                            self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
+                            return done(
+                                &job,
+                                Status::Ok,
+                                format!(
+                                    "{}: evacuated to {to}, {} (migration {})",
+                                    job.name,
+                                    server.status,
+                                    job.migration.unwrap_or(0)
+                                ),
+                                trace,
+                            );
+                        }
+                        Progress::Failed(why) => {
+                            job.why = Some(why.clone());
+                            // A newer migration is needed to try again.
+                            job.baseline = job.migration.unwrap_or(job.baseline);
+                            job.step = if job.tries >= self.retries {
+                                Step::Failed
+                            } else {
+                                Step::Planned
+                            };
+                            let _ = put(journal, &job);
+                            if job.step == Step::Failed {
+                                self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
+                                return done(
+                                    &job,
+                                    Status::Critical,
+                                    format!(
+                                        "{}: evacuation failed after {} tries: {why}",
+                                        job.name, job.tries
+                                    ),
+                                    trace,
+                                );
+                            }
+                        }
+                        Progress::Moving(what) => {
+                            if Instant::now() >= until {
+                                job.why =
+                                    Some(format!("not arrived within --instance-timeout ({what})"));
+                                let _ = put(journal, &job);
+                                return done(&job, Status::Critical, format!("{}: not arrived within {}: {what}; the journal keeps following it", job.name, humantime::format_duration(self.instance_timeout)), trace);
+                            }
+                            std::thread::sleep(Duration::from_secs(1).min(ctx.remaining()));
+                        }
+                    }
+                }
+                Step::Verified => {
+                    return done(
+                        &job,
+                        Status::Ok,
+                        format!(
+                            "{}: evacuated to {}",
+                            job.name,
+                            job.moved_to.clone().unwrap_or_default()
+                        ),
+                        trace,
+                    )
+                }
+                Step::Failed => {
+                    return done(
+                        &job,
+                        Status::Critical,
+                        format!(
+                            "{}: failed: {}",
+                            job.name,
+                            job.why.clone().unwrap_or_default()
+                        ),
+                        trace,
+                    )
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unlock(
+        &self,
+        id: &str,
+        job: &mut Job,
+        nova: &Nova,
+        journal: &Mutex<&mut Locked<Journal>>,
+        put: &Put,
+        ctx: &Context,
+        trace: &mut Vec<TraceStep>,
+    ) {
+        if !job.locked {
+            return;
+        }
+        match nova.action(id, &json!({"unlock": null}), ctx.deadline, trace) {
+            Ok(a) if (200..300).contains(&a.status) => {
+                job.locked = false;
+                let _ = put(journal, job);
+            }
+            Ok(a) => trace.push(TraceStep::new(
+                "unlock",
+                false,
+                Duration::ZERO,
+                Some(format!("unlock answered HTTP {}", a.status)),
+            )),
+            Err(e) => trace.push(TraceStep::new(
+                "unlock",
+                false,
+                Duration::ZERO,
+                Some(e.to_string()),
+            )),
+        }
+    }
+
+    /// Unset force-down and enable a host evacuate disabled, once nothing of
+    /// it is in flight and its nova-compute reports again.
+    fn reenable(
+        &self,
+        host: &str,
+        session: &Session,
+        journal: Option<&mut Locked<Journal>>,
+        ctx: &Context,
+    ) -> Record {
+        let nova = Nova(session);
+        let mut trace = Vec::new();
+        let service = match nova.services("nova-compute", Some(host), ctx.deadline, &mut trace) {
+            Ok(s) => s.into_iter().find(|s| s.host == host),
+            Err(e) => return os_failure(host, "reading its nova-compute", e, trace),
+        };
+        let Some(service) = service else {
+            return unknown(host, format!("no nova-compute service is named {host}"));
+        };
+        let in_flight =
+            match nova.migrations_from(host, Some("evacuation"), ctx.deadline, &mut trace) {
+                Ok(m) => m
+                    .into_iter()
+                    .filter(|m| {
+                        !matches!(
+                            m.status.as_str(),
+                            "completed" | "failed" | "error" | "cancelled" | "done"
+                        )
+                    })
+                    .map(|m| format!("{} ({})", m.instance_uuid, m.status))
+                    .collect::<Vec<_>>(),
+                Err(e) => return os_failure(host, "reading its migrations", e, trace),
+            };
+        let unfinished: Vec<String> = journal
+            .as_ref()
+            .and_then(|j| j.value.hosts.get(host))
+            .map(|h| {
+                h.instances
+                    .iter()
+                    .filter(|(_, j)| !j.step.is_final())
+                    .map(|(id, j)| format!("{} ({id})", j.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refuse = |why: String, trace: Vec<TraceStep>| {
+            let mut r = Record::new(
+                CHECK,
+                host,
+                Status::Critical,
+                format!("{host}: not re-enabled: {why}; it stays forced down and disabled"),
+            );
+            r.trace = trace;
+            r.event = Some("reenable".into());
+            r
+        };
+        if !in_flight.is_empty() {
+            return refuse(
+                format!("evacuations still in flight: {}", in_flight.join(", ")),
+                trace,
+            );
+        }
+        if !unfinished.is_empty() {
+            return refuse(
+                format!(
+                    "the journal has unfinished instances: {}",
+                    unfinished.join(", ")
+                ),
+                trace,
+            );
+        }
+        // Its own reports, not our writes: a PUT to the service moves
+        // updated_at too, so the compute is reporting when updated_at moves
+        // on by itself while we watch (Nova's report_interval is 10 s).
+        let first = service.updated_at.clone();
+        let watched = Instant::now();
+        let service = loop {
+            std::thread::sleep(Duration::from_secs(2).min(ctx.remaining()));
+            let now = match nova.services("nova-compute", Some(host), ctx.deadline, &mut trace) {
+                Ok(s) => s.into_iter().find(|s| s.host == host),
+                Err(e) => return os_failure(host, "reading its nova-compute", e, trace),
+            };
+            let Some(now) = now else {
+                return unknown(host, format!("no nova-compute service is named {host}"));
+            };
+            let fresh = self
+                .service_stale(&now)
+                .is_some_and(|a| a < self.service_down_time.as_secs());
+            if now.updated_at != first && fresh {
+                break now;
+            }
+            if ctx.remaining() < Duration::from_secs(3) {
+                let age = self.service_stale(&now);
+                return refuse(
+                    format!(
+                        "its nova-compute is not reporting ({}; unchanged for {} s)",
+                        age.map(|a| format!("last report {a} s ago"))
+                            .unwrap_or_else(|| "no report".into()),
+                        watched.elapsed().as_secs()
+                    ),
+                    trace,
+                );
+            }
+        };
+        // Nova refuses (400) until the returned compute has cleaned up its
+        // evacuated instances: ask again until the deadline.
+        if service.forced_down {
+            loop {
+                match nova.force_down(&service.id, false, ctx.deadline, &mut trace) {
+                    Ok(_) => break,
+                    Err(e)
+                        if e.http_status() == Some(400)
+                            && ctx.remaining() > Duration::from_secs(2) =>
+                    {
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                    Err(e) => return os_failure(host, "unsetting force-down", e, trace),
+                }
+            }
+        }
+        let ours = service
+            .disabled_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(MARKER));
+        if service.status == "disabled" && ours {
+            if let Err(e) = nova.set_enabled(&service.id, None, ctx.deadline, &mut trace) {
+                return os_failure(host, "enabling nova-compute", e, trace);
+            }
+        }
+        if let Some(j) = journal {
+            if let Some(h) = j.value.hosts.get_mut(host) {
+                h.forced_down = false;
+            }
+            let _ = j.save();
+        }
+        let mut r = Record::new(
+            CHECK,
+            host,
+            Status::Ok,
+            if service.status == "disabled" && !ours {
+                format!(
+                    "{host}: force-down unset; left disabled (not disabled by evacuate: {:?})",
+                    service.disabled_reason.unwrap_or_default()
+                )
+            } else {
+                format!("{host}: force-down unset and enabled")
+            },
+        );
+        r.event = Some("reenable".into());
+        r.trace = trace;
+        r
+    }
+}
+
+fn os_failure(host: &str, doing: &str, e: OsError, trace: Vec<TraceStep>) -> Record {
+    let mut r = Record::new(CHECK, host, e.status(), format!("{host}: {doing}: {e}"));
+    r.trace = trace;
+    r
+}

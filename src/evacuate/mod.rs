@@ -1,0 +1,428 @@
+//! evacuate: move every instance off a dead compute host through Nova,
+//! behind interlocks that are the feature — a fresh dead verdict, Nova's
+//! own view of the service, fencing read back, brakes and cooldowns, and a
+//! journal that makes every run resumable and never evacuates an instance
+//! twice (Nova itself accepts a second evacuation of the same instance).
+//!
+//! This module holds what is decided without a cloud: host names, the
+//! journal and its brakes, which instances are evacuable and whether an
+//! instance has arrived. [`cli`] asks Nova and acts.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::openstack::nova::{Migration, Server};
+
+pub mod cli;
+
+/// The `check` of evacuate's records.
+pub const CHECK: &str = "evacuate";
+
+/// The marker at the start of the reason evacuate disables a service with:
+/// `--reenable` enables only a service it disabled itself.
+pub const MARKER: &str = "skyprobe-evacuate";
+
+/// Seconds since the epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A compute host's name as Nova spells it, checked to be a plain name:
+/// evacuate matches exactly and never searches, so glob and regex
+/// characters (`compute*`, `compute[0-9]`) are refused rather than passed
+/// to a Nova that matches some queries by substring.
+pub fn host_name(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("an empty host name".into());
+    }
+    if t.len() > 255 {
+        return Err(format!("{:?}...: longer than 255 bytes", &t[..32]));
+    }
+    let ok = t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !ok || t.starts_with(['.', '-']) {
+        return Err(format!(
+            "{t:?} is not a host name: evacuate takes exact names (letters, digits, '.', '-', '_'), never a pattern"
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Where one instance's evacuation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Chosen, nothing asked of Nova yet.
+    Planned,
+    /// The evacuate call is being made: on a restart, Nova's migrations
+    /// say whether it was (never submit again on a guess).
+    Submitting,
+    /// Nova accepted it; its migration is watched.
+    Submitted,
+    /// On another host, in the state it had.
+    Verified,
+    /// Given up (after `--retries`).
+    Failed,
+}
+
+impl Step {
+    /// Nothing more will be done for it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Step::Verified | Step::Failed)
+    }
+}
+
+/// One instance in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its name, for people.
+    pub name: String,
+    /// Its status when planned (ACTIVE, SHUTOFF, ERROR).
+    pub was: String,
+    /// Where it stands.
+    pub step: Step,
+    /// Evacuate calls made.
+    pub tries: u32,
+    /// The highest evacuation migration id it had before the first call:
+    /// a migration above it is ours.
+    pub baseline: u64,
+    /// The migration of the last call, once seen.
+    #[serde(default)]
+    pub migration: Option<u64>,
+    /// Where it went.
+    #[serde(default)]
+    pub moved_to: Option<String>,
+    /// Locked by evacuate (so unlocked after).
+    #[serde(default)]
+    pub locked: bool,
+    /// Why it failed, or the last thing said of it.
+    #[serde(default)]
+    pub why: Option<String>,
+    /// Seconds from the first call to verified.
+    #[serde(default)]
+    pub seconds: Option<f64>,
+    /// When the first call was made (unix seconds).
+    #[serde(default)]
+    pub submitted_at: Option<u64>,
+}
+
+/// One host's evacuation in the journal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostJob {
+    /// When it began (unix seconds).
+    pub started: u64,
+    /// Fencing was read back as off (or waived with --no-fence).
+    pub fenced: bool,
+    /// Forced down and disabled by evacuate.
+    pub forced_down: bool,
+    /// When every instance reached a final step.
+    #[serde(default)]
+    pub finished: Option<u64>,
+    /// Its instances by id.
+    pub instances: BTreeMap<String, Job>,
+}
+
+/// The state file: the journal of evacuations in progress and the history
+/// the brakes count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// The cloud it belongs to (Keystone's URL and the project): a file of
+    /// another cloud is refused, never mixed.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Hosts being (or last) evacuated.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostJob>,
+    /// Evacuations begun: (host, unix seconds), for the brakes.
+    #[serde(default)]
+    pub history: Vec<(String, u64)>,
+}
+
+/// The brakes on how much is evacuated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brakes {
+    /// At most this many hosts begun per `window`.
+    pub max_hosts: usize,
+    /// The window, seconds.
+    pub window: u64,
+    /// A host evacuated less than this long ago is left alone, seconds.
+    pub cooldown: u64,
+    /// At most this share of the nova-compute services down at once, %.
+    pub max_down_percent: f64,
+}
+
+impl Journal {
+    /// Why a new evacuation of `host` must not begin now, if it must not.
+    /// A host whose evacuation is in the journal and unfinished is resumed,
+    /// not braked.
+    pub fn brake(&self, host: &str, b: &Brakes, now: u64) -> Option<String> {
+        if self.hosts.get(host).is_some_and(|j| j.finished.is_none()) {
+            return None;
+        }
+        if let Some((_, at)) = self
+            .history
+            .iter()
+            .filter(|(h, _)| h == host)
+            .max_by_key(|(_, at)| *at)
+        {
+            if now.saturating_sub(*at) < b.cooldown {
+                return Some(format!(
+                    "cooldown: {host} was evacuated {} ago (--cooldown {})",
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        now.saturating_sub(*at)
+                    )),
+                    humantime::format_duration(std::time::Duration::from_secs(b.cooldown))
+                ));
+            }
+        }
+        let recent = self
+            .history
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(*at) < b.window)
+            .count();
+        if recent >= b.max_hosts {
+            return Some(format!(
+                "brake: {recent} hosts evacuated in the last {} (--max-hosts {})",
+                humantime::format_duration(std::time::Duration::from_secs(b.window)),
+                b.max_hosts
+            ));
+        }
+        None
+    }
+
+    /// Forget history older than a day past the longest brake.
+    pub fn prune(&mut self, b: &Brakes, now: u64) {
+        let keep = b.window.max(b.cooldown) + 86_400;
+        self.history
+            .retain(|(_, at)| now.saturating_sub(*at) < keep);
+    }
+}
+
+/// Which instances are moved: all, or those tagged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Only servers whose metadata has this key (with this value when
+    /// given, compared without case): masakari's `HA_Enabled=True`.
+    pub tagged: Option<(String, Option<String>)>,
+    /// Instances in ERROR are moved too (Nova rebuilds them ACTIVE).
+    pub error_instances: bool,
+}
+
+impl Selection {
+    /// Whether `s` is evacuated, and if not why.
+    pub fn judge(&self, s: &Server) -> Result<(), String> {
+        if let Some((key, want)) = &self.tagged {
+            match (s.metadata.get(key), want) {
+                (None, _) => return Err(format!("not tagged {key}")),
+                (Some(v), Some(w)) if !v.eq_ignore_ascii_case(w) => {
+                    return Err(format!("{key}={v}, not {w}"))
+                }
+                _ => {}
+            }
+        }
+        match s.status.as_str() {
+            "ACTIVE" | "SHUTOFF" | "STOPPED" | "PAUSED" | "SUSPENDED" => Ok(()),
+            "ERROR" if self.error_instances => Ok(()),
+            "ERROR" => Err("in ERROR (--error-instances skip)".into()),
+            other => Err(format!("status {other}: nothing evacuates it")),
+        }
+    }
+}
+
+/// What one look at an instance says of its evacuation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Not yet decided.
+    Moving(String),
+    /// Arrived: the new host.
+    Arrived(String),
+    /// Nova gave up on it: why.
+    Failed(String),
+}
+
+/// Judge an instance's evacuation off `from` from its server and its
+/// evacuation migrations above `baseline`: arrived when the migration is
+/// done or completed, the server is elsewhere and back in the state it
+/// had (SHUTOFF stays SHUTOFF; ERROR comes back ACTIVE).
+pub fn progress(
+    server: &Server,
+    migrations: &[Migration],
+    baseline: u64,
+    from: &str,
+    was: &str,
+) -> Progress {
+    let ours = migrations
+        .iter()
+        .filter(|m| {
+            m.id > baseline && m.migration_type.as_deref().unwrap_or("evacuation") == "evacuation"
+        })
+        .max_by_key(|m| m.id);
+    let Some(m) = ours else {
+        return Progress::Moving("no evacuation migration yet".into());
+    };
+    match m.status.as_str() {
+        "failed" | "error" | "cancelled" => {
+            return Progress::Failed(format!("migration {} {}", m.id, m.status))
+        }
+        "done" | "completed" => {}
+        other => return Progress::Moving(format!("migration {} {other}", m.id)),
+    }
+    let host = server.host.clone().unwrap_or_default();
+    if host.is_empty() || host == from {
+        return Progress::Moving(format!(
+            "migration {} {} but still on {from}",
+            m.id, m.status
+        ));
+    }
+    if server.task_state.is_some() {
+        return Progress::Moving(format!(
+            "on {host}, task {}",
+            server.task_state.as_deref().unwrap_or("")
+        ));
+    }
+    let want_off = matches!(was, "SHUTOFF" | "STOPPED");
+    match server.status.as_str() {
+        "ACTIVE" if !want_off => Progress::Arrived(host),
+        "SHUTOFF" if want_off => Progress::Arrived(host),
+        // A stopped one may come back running at some microversions: it
+        // has arrived, in a state the record says.
+        "ACTIVE" => Progress::Arrived(host),
+        "ERROR" => Progress::Failed(format!("on {host} in ERROR")),
+        other => Progress::Moving(format!("on {host}, {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn host_names_are_exact_words() {
+        assert_eq!(host_name(" compute1 ").as_deref(), Ok("compute1"));
+        assert_eq!(host_name("cmp-1.dc1_a").as_deref(), Ok("cmp-1.dc1_a"));
+        for bad in [
+            "compute*",
+            "compute[0-9]",
+            "c?",
+            "^compute1$",
+            "a|b",
+            "-x",
+            "",
+            "a b",
+            "a/b",
+        ] {
+            let e = host_name(bad).expect_err(bad);
+            assert!(!e.is_empty());
+        }
+        assert!(host_name("compute*")
+            .expect_err("pattern")
+            .contains("never a pattern"));
+    }
+
+    fn brakes() -> Brakes {
+        Brakes {
+            max_hosts: 2,
+            window: 3600,
+            cooldown: 1800,
+            max_down_percent: 50.0,
+        }
+    }
+
+    #[test]
+    fn brakes_count_the_window_and_the_cooldown() {
+        let mut j = Journal::default();
+        let now = 100_000;
+        assert_eq!(j.brake("c1", &brakes(), now), None);
+        j.history.push(("c1".into(), now - 60));
+        let e = j.brake("c1", &brakes(), now).expect("cooldown");
+        assert!(e.starts_with("cooldown: c1 was evacuated 1m ago"), "{e}");
+        assert_eq!(j.brake("c2", &brakes(), now), None);
+        j.history.push(("c2".into(), now - 30));
+        let e = j.brake("c3", &brakes(), now).expect("brake");
+        assert!(e.starts_with("brake: 2 hosts"), "{e}");
+        // Resuming an unfinished one is not braked.
+        j.hosts.insert("c2".into(), HostJob::default());
+        assert_eq!(j.brake("c2", &brakes(), now), None);
+        // Old history goes.
+        j.history.push(("c0".into(), 1));
+        j.prune(&brakes(), now);
+        assert_eq!(j.history.len(), 2);
+    }
+
+    fn server(v: serde_json::Value) -> Server {
+        serde_json::from_value(v).expect("server")
+    }
+
+    #[test]
+    fn selection_and_progress() {
+        let sel = Selection {
+            tagged: Some(("HA_Enabled".into(), Some("True".into()))),
+            error_instances: false,
+        };
+        let s = server(
+            json!({"id": "a", "name": "a", "status": "ACTIVE", "metadata": {"HA_Enabled": "true"}}),
+        );
+        assert_eq!(sel.judge(&s), Ok(()));
+        let s = server(
+            json!({"id": "a", "name": "a", "status": "ACTIVE", "metadata": {"HA_Enabled": "False"}}),
+        );
+        assert!(sel.judge(&s).is_err());
+        let s = server(
+            json!({"id": "a", "name": "a", "status": "ERROR", "metadata": {"HA_Enabled": "True"}}),
+        );
+        assert!(sel.judge(&s).expect_err("error").contains("ERROR"));
+        let s = server(json!({"id": "a", "name": "a", "status": "BUILD"}));
+        let all = Selection {
+            tagged: None,
+            error_instances: true,
+        };
+        assert!(all.judge(&s).is_err());
+
+        let m = |id: u64, status: &str| -> Migration {
+            serde_json::from_value(json!({"id": id, "instance_uuid": "a", "status": status, "migration_type": "evacuation"}))
+                .expect("migration")
+        };
+        let on = |host: &str, status: &str| {
+            server(json!({"id": "a", "name": "a", "status": status, "OS-EXT-SRV-ATTR:host": host}))
+        };
+        assert!(matches!(
+            progress(&on("c1", "ACTIVE"), &[m(3, "done")], 3, "c1", "ACTIVE"),
+            Progress::Moving(_)
+        ));
+        assert!(matches!(
+            progress(&on("c1", "REBUILD"), &[m(4, "accepted")], 3, "c1", "ACTIVE"),
+            Progress::Moving(_)
+        ));
+        assert_eq!(
+            progress(&on("c2", "ACTIVE"), &[m(4, "done")], 3, "c1", "ACTIVE"),
+            Progress::Arrived("c2".into())
+        );
+        assert_eq!(
+            progress(
+                &on("c2", "SHUTOFF"),
+                &[m(4, "completed")],
+                3,
+                "c1",
+                "SHUTOFF"
+            ),
+            Progress::Arrived("c2".into())
+        );
+        assert!(matches!(
+            progress(&on("c1", "ERROR"), &[m(4, "failed")], 3, "c1", "ACTIVE"),
+            Progress::Failed(_)
+        ));
+        // An older failure is not ours.
+        assert!(matches!(
+            progress(&on("c1", "ACTIVE"), &[m(2, "failed")], 3, "c1", "ACTIVE"),
+            Progress::Moving(_)
+        ));
+    }
+}

@@ -1,0 +1,340 @@
+//! evacuate against the real Nova of scripts/openstack.sh: the interlocks
+//! that keep it from acting, and a dead host's instances moved, verified
+//! through their migrations, never twice, and the host re-enabled after.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::verdict::{fleet, Continue};
+use skyprobe::report::{Record, Status};
+
+pub const EVACUATE: &str = env!("CARGO_BIN_EXE_evacuate");
+
+/// evacuate with `input` on stdin.
+fn run_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+    let dir = TempDir::new("evacuate-stdin");
+    let path = dir.write("in.jsonl", input);
+    let started = Instant::now();
+    let mut cmd = Command::new(EVACUATE);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::from(std::fs::File::open(&path).expect("input")));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("evacuate runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+fn find<'a>(rs: &'a [Record], target: &str, event: &str) -> &'a Record {
+    rs.iter()
+        .find(|r| r.target == target && r.event.as_deref() == Some(event))
+        .unwrap_or_else(|| panic!("no {event} record for {target} in {rs:#?}"))
+}
+
+fn interlock<'a>(r: &'a Record, name: &str) -> &'a serde_json::Value {
+    r.details["interlocks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["interlock"] == name))
+        .unwrap_or_else(|| panic!("no interlock {name} in {r:?}"))
+}
+
+#[test]
+fn evacuate_refuses_patterns_and_acting_without_its_interlocks() {
+    // No cloud needed to refuse these.
+    for (args, says) in [
+        (vec!["compute*"], "never a pattern"),
+        (vec!["compute[0-9]"], "never a pattern"),
+        (vec!["compute1", "--execute"], "--state FILE"),
+        (
+            vec!["compute1", "--execute", "--state", "/tmp/x.json"],
+            "--probe",
+        ),
+        (
+            vec![
+                "compute1",
+                "--execute",
+                "--state",
+                "/tmp/x.json",
+                "--probe",
+                "-H x",
+            ],
+            "--fence",
+        ),
+        (vec!["compute1", "--no-fence"], "--i-understand-unfenced"),
+        (vec!["compute1", "--probe", "--no-such-flag"], "--probe"),
+        (vec!["compute1", "--every", "1m"], "acts once"),
+        (vec!["--reenable", "compute1"], "--state"),
+    ] {
+        let r = run_clean(
+            EVACUATE,
+            &args,
+            &[
+                ("OS_AUTH_URL", "http://127.0.0.1:9/v3"),
+                ("OS_USERNAME", "u"),
+                ("OS_PASSWORD", "p"),
+                ("OS_PROJECT_NAME", "p"),
+            ],
+        );
+        assert_eq!(r.code, 3, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(stack) = Stack::get() else { return };
+    if !can_netns() {
+        return;
+    }
+    let f = fleet("ev", 223, 3);
+    let cache = f.path("cache");
+    let env = stack.env(&cache);
+    let state = f.path("evacuate.json");
+    let fence_log = f.path("fence.log");
+    let sdt = format!("{}s", stack.var("OS_SERVICE_DOWN_TIME"));
+    let probe = format!(
+        "--hosts {} --state {} --openstack --samples 1 --service-down-time {sdt} --agent-down-time {}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10",
+        f.path("hosts.toml"),
+        f.path("verdict.json"),
+        stack.var("OS_AGENT_DOWN_TIME"),
+    );
+    let fence = format!("sh -c 'echo off {{host}} >> {fence_log}'");
+    let evacuate = |extra: &[&str]| {
+        let mut args = vec![
+            "--state",
+            &state,
+            "--probe",
+            &probe,
+            "--fence",
+            &fence,
+            "--service-down-time",
+            &sdt,
+            "--tagged",
+            "evacuable=true",
+            "--stagger",
+            "100ms",
+            "--instance-timeout",
+            "120s",
+            "-t",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        run_clean(EVACUATE, &args, &env)
+    };
+    let tag = format!("ev{}", std::process::id());
+    let mut ids = Vec::new();
+    for (name, md) in [
+        (format!("{tag}-a"), serde_json::json!({"evacuable": "true"})),
+        (format!("{tag}-b"), serde_json::json!({"evacuable": "True"})),
+        (format!("{tag}-c"), serde_json::json!({})),
+    ] {
+        ids.push(stack.boot(&name, "compute1", &md));
+    }
+    struct Cleanup<'a>(&'a Stack, Vec<String>);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.0.delete(&self.1);
+        }
+    }
+    let _clean = Cleanup(&stack, ids.clone());
+
+    // Unknown hosts and malformed records: exit 3, nothing done.
+    let r = evacuate(&["compute9", "--fence-status", "echo off"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("no nova-compute service is named compute9"),
+        "{}",
+        r.stdout
+    );
+    let r = run_stdin(
+        &["--state", &state, "--service-down-time", &sdt],
+        &env,
+        "not json\n{\"check\":\"probe-host\",\"target\":\"compute2\",\"name\":\"compute2\",\"status\":\"OK\",\"summary\":\"\",\"details\":{\"verdict\":\"alive\"}}\n",
+    );
+    let rs = r.records();
+    assert!(
+        rs.iter().any(
+            |r| r.status == Status::Unknown && r.summary.contains("stdin line 1: not a record")
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.code, 3, "{}", r.stdout);
+
+    // compute1 alive: the plan says which interlocks fail; --execute
+    // changes nothing and the fence is never run.
+    let plan = evacuate(&["compute1", "--fence-status", "echo 'Chassis Power is off'"]);
+    let rs = plan.records();
+    let summary = find(&rs, "compute1", "plan");
+    assert_eq!(interlock(summary, "nova")["ok"], false, "{summary:?}");
+    assert_eq!(interlock(summary, "verdict")["ok"], false, "{summary:?}");
+    assert_eq!(summary.details["evacuable"], 2, "{summary:?}");
+    assert!(rs
+        .iter()
+        .any(|r| r.target == ids[2] && r.details["evacuable"] == false));
+    let r = evacuate(&[
+        "compute1",
+        "--execute",
+        "--fence-status",
+        "echo 'Chassis Power is off'",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !std::path::Path::new(&fence_log).exists(),
+        "fenced an alive host"
+    );
+    assert!(!r.stdout.contains(stack.var("KEYSTONE_ADMIN_PASSWORD")));
+
+    // compute1 dies: its nova-compute and agent stopped, its link down.
+    let mut stopped = Continue(&stack, Vec::new());
+    for w in ["nova-compute-compute1", "metadata-agent-compute1"] {
+        stack.signal(w, "STOP");
+        stopped.1.push(w.to_string());
+    }
+    f.kill(1);
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let plan = evacuate(&["compute1", "--fence-status", "echo 'Chassis Power is off'"]);
+        let rs = plan.records();
+        let s = find(&rs, "compute1", "plan");
+        if interlock(s, "nova")["ok"] == true && interlock(s, "verdict")["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < until, "compute1 never looked dead: {s:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // A fence that cannot read power off back: nothing forced down.
+    let r = evacuate(&[
+        "compute1",
+        "--execute",
+        "--fence-status",
+        "echo 'Chassis Power is on'",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let rs = r.records();
+    assert!(find(&rs, "compute1", "fence")
+        .summary
+        .contains("power off not read back"));
+    assert!(
+        !rs.iter().any(|r| r.event.as_deref() == Some("force_down")),
+        "{}",
+        r.stdout
+    );
+
+    // Now it moves: both tagged instances on another host, the untagged one left.
+    let r = evacuate(&[
+        "compute1",
+        "--execute",
+        "--fence-status",
+        "echo 'Chassis Power is off'",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    crate::schema::assert_valid(&crate::schema::validator(), &r.stdout);
+    let rs = r.records();
+    for id in &ids[..2] {
+        let rec = find(&rs, id, "instance");
+        assert_eq!(rec.status, Status::Ok, "{rec:?}");
+        let to = rec.details["moved_to"].as_str().unwrap_or("");
+        assert!(to == "compute2" || to == "compute3", "{rec:?}");
+        assert!(rec.details["migration"].as_u64().is_some(), "{rec:?}");
+    }
+    assert!(!rs
+        .iter()
+        .any(|r| r.target == ids[2] && r.event.as_deref() == Some("instance")));
+    assert!(std::fs::read_to_string(&fence_log)
+        .unwrap_or_default()
+        .contains("off compute1"));
+    let s = find(&rs, "compute1", "summary");
+    assert_eq!(s.details["moved"], 2, "{s:?}");
+
+    // Again: the journal says it is done; the cooldown keeps it from
+    // being evacuated twice.
+    let r = evacuate(&[
+        "compute1",
+        "--execute",
+        "--fence-status",
+        "echo 'Chassis Power is off'",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("cooldown: compute1 was evacuated"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("\"event\":\"instance\""), "{}", r.stdout);
+
+    // Re-enabling waits for its nova-compute to report again.
+    let reenable = || {
+        run_clean(
+            EVACUATE,
+            &[
+                "--reenable",
+                "compute1",
+                "--state",
+                &state,
+                "--service-down-time",
+                &sdt,
+                "-t",
+                "30",
+            ],
+            &env,
+        )
+    };
+    let r = run_clean(
+        EVACUATE,
+        &[
+            "--reenable",
+            "compute1",
+            "--state",
+            &state,
+            "--service-down-time",
+            &sdt,
+            "-t",
+            "15",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not reporting"), "{}", r.stdout);
+    // It comes back: its nova-compute restarted (which cleans up what was
+    // evacuated off it) and its agent continued.
+    stack.restart_compute("compute1");
+    for w in &stopped.1 {
+        stack.signal(w, "CONT");
+    }
+    stopped.1.clear();
+    f.revive(1);
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = reenable();
+        if r.code == 0 {
+            assert!(
+                r.stdout.contains("force-down unset and enabled"),
+                "{}",
+                r.stdout
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never re-enabled: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
