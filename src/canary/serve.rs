@@ -90,6 +90,35 @@ struct Shared {
     /// Probes running for `/connectivity` (at most one at a time).
     probing: AtomicUsize,
     connections: AtomicUsize,
+    /// The connections held, oldest first: whether each is in a request,
+    /// and how to close it.
+    held: Mutex<std::collections::BTreeMap<u64, Held>>,
+}
+
+/// One held connection.
+struct Held {
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    close: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Shared {
+    /// At the cap, close the oldest connection that is not in a request (a
+    /// keep-alive client between requests, or a slow one still sending its
+    /// headers), so a new client is answered; false when every one is busy.
+    fn evict_idle(&self) -> bool {
+        let mut held = lock(&self.held);
+        let oldest = held
+            .iter()
+            .find(|(_, h)| !h.busy.load(Ordering::SeqCst))
+            .map(|(k, _)| *k);
+        match oldest.and_then(|k| held.remove(&k)) {
+            Some(h) => {
+                let _ = h.close.send(());
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -672,6 +701,7 @@ pub fn serve(
             reading: Mutex::new((Reading::default(), None)),
             probing: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            held: Mutex::new(std::collections::BTreeMap::new()),
         });
         if let Some(socket) = udp {
             tokio::spawn(async move {
@@ -724,6 +754,7 @@ pub fn serve(
             .map_err(|e| format!("cannot wait for SIGTERM: {e}"))?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .map_err(|e| format!("cannot wait for SIGINT: {e}"))?;
+        let mut seq: u64 = 0;
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -735,26 +766,47 @@ pub fn serve(
                         continue;
                     };
                     let held = shared.connections.fetch_add(1, Ordering::SeqCst);
-                    if held >= shared.config.max_connections {
+                    // The closed one ends on its own task; the count goes
+                    // back under the cap as it does.
+                    if held >= shared.config.max_connections && !shared.evict_idle() {
                         shared.connections.fetch_sub(1, Ordering::SeqCst);
                         drop(stream);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
                     let shared = Arc::clone(&shared);
+                    seq += 1;
+                    let me = seq;
+                    let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let (close, closed) = tokio::sync::oneshot::channel::<()>();
+                    lock(&shared.held).insert(me, Held { busy: Arc::clone(&busy), close });
                     tokio::spawn(async move {
                         let io = hyper_util::rt::TokioIo::new(stream);
                         let service = {
                             let shared = Arc::clone(&shared);
-                            hyper::service::service_fn(move |req| handle(req, Arc::clone(&shared)))
+                            hyper::service::service_fn(move |req| {
+                                let shared = Arc::clone(&shared);
+                                let busy = Arc::clone(&busy);
+                                async move {
+                                    busy.store(true, Ordering::SeqCst);
+                                    let answer = handle(req, shared).await;
+                                    busy.store(false, Ordering::SeqCst);
+                                    answer
+                                }
+                            })
                         };
                         let conn = hyper::server::conn::http1::Builder::new()
                             .timer(hyper_util::rt::TokioTimer::new())
                             .header_read_timeout(Duration::from_secs(5))
                             .max_buf_size(64 * 1024)
                             .serve_connection(io, service);
-                        // A connection is held no longer than a minute in all.
-                        let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                        // A connection is held no longer than a minute in all,
+                        // and closed sooner when a new client needs its place.
+                        tokio::select! {
+                            _ = tokio::time::timeout(Duration::from_secs(60), conn) => {}
+                            _ = closed => {}
+                        }
+                        lock(&shared.held).remove(&me);
                         shared.connections.fetch_sub(1, Ordering::SeqCst);
                     });
                 }

@@ -520,8 +520,16 @@ fn canary_serve_bounds_its_connections_and_keeps_answering() {
             })
             .unwrap_or(0)
     };
-    // /health answers again once the header timeout has closed the slow
-    // ones, while they are all still held open on our side (bounded).
+    // At the cap a new client takes the place of the oldest idle one:
+    // /health answers at once, while the slow ones are all still open on
+    // our side, and the count stays at the cap.
+    let (code, body) = get(&format!("{}/health/detailed", c.url()));
+    assert_eq!(code, 200, "{body}");
+    let held_now = json(&body)["agent"]["connections"].as_u64().unwrap_or(0);
+    assert!(
+        held_now <= 65,
+        "{held_now} connections held over a cap of 64"
+    );
     let mut answered = false;
     for _ in 0..40 {
         if let Ok(mut resp) = agent().get(&format!("{}/health", c.url())).call() {
