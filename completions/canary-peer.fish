@@ -40,7 +40,7 @@ complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l memory
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l disk -d 'Disk use limits, % WARN,CRIT' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l load -d 'One-minute load limits WARN,CRIT' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l disk-path -d 'The file system whose use is reported' -r -F
-complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l max-connections -d 'Connections held at once; more are closed at once (the memory bound)' -r
+complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l max-connections -d 'Connections held at once (the memory bound): a new one takes the place of the oldest idle one, and is closed when every one is in a request' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l workers -d 'Threads that probe (cycles and /connectivity)' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l bulk-max -d 'Largest /bulk answer' -r
 complete -c canary-peer -n "__fish_canary_peer_using_subcommand serve" -l worst -d 'Peer pairs kept in /metrics beside the per-zone series' -r

@@ -735,7 +735,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH", default_value = "/")]
     pub disk_path: PathBuf,
 
-    /// Connections held at once; more are closed at once (the memory bound).
+    /// Connections held at once (the memory bound): a new one takes the place of the oldest
+    /// idle one, and is closed when every one is in a request.
     #[arg(long, value_name = "N", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
