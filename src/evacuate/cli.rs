@@ -23,7 +23,7 @@ use super::{
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::openstack::client::{OsArgs, OsError, Session};
 use crate::openstack::nova::{ComputeService, Nova, Server};
-use crate::report::{Record, Status, TraceStep};
+use crate::report::{Metric, Record, Status, TraceStep};
 use crate::state::Locked;
 
 const EXAMPLES: &str = "\
@@ -538,8 +538,29 @@ impl Args {
                     .unwrap_or_default()
             ),
         });
-        // 2. A fresh verdict.
-        locks.push(self.fresh_verdict(host, p, ctx));
+        // 2. A fresh verdict; or, resuming a host this journal fenced, its
+        // power read back off again (our own force-down makes Nova's
+        // updated_at look fresh, which a verdict would read as up).
+        let fenced_here = journal
+            .as_ref()
+            .and_then(|j| j.value.hosts.get(host))
+            .is_some_and(|h| h.finished.is_none() && h.fenced);
+        if fenced_here && p.fence.is_some() {
+            locks.push(match self.power_off(host, p, ctx) {
+                Ok(line) => Lock {
+                    name: "verdict",
+                    ok: true,
+                    why: format!("fenced by this journal; power still reads off ({line})"),
+                },
+                Err(why) => Lock {
+                    name: "verdict",
+                    ok: false,
+                    why: format!("fenced by this journal, but now: {why}"),
+                },
+            });
+        } else {
+            locks.push(self.fresh_verdict(host, p, ctx));
+        }
         // 3. Brakes.
         let now = super::now_unix();
         let resuming = journal
@@ -633,6 +654,7 @@ impl Args {
             Ok(s) => s,
             Err(e) => return vec![os_failure(host, "listing its servers", e, trace)],
         };
+        locks.push(self.capacity(host, &services, &servers, p, session, ctx));
         let known = journal
             .as_ref()
             .and_then(|j| j.value.hosts.get(host))
@@ -643,6 +665,21 @@ impl Args {
             r.name.clone_from(&s.name);
             r.detail("host", host);
             r.detail("status", s.status.as_str());
+            let followed = known
+                .as_ref()
+                .and_then(|k| k.instances.get(&s.id))
+                .filter(|j| !j.step.is_final());
+            if let Some(j) = followed {
+                r.detail("evacuable", true);
+                r.detail("step", json!(j.step));
+                r.summary = format!(
+                    "{} ({}): being evacuated off {host} (journal: {:?}, {} calls)",
+                    s.name, s.status, j.step, j.tries
+                );
+                r.event = Some("plan".into());
+                out.push(r);
+                continue;
+            }
             match p.selection.judge(s) {
                 Ok(()) => {
                     chosen.push(s);
@@ -712,6 +749,12 @@ impl Args {
         summary.detail("interlocks", interlocks_json(&locks));
         summary.detail("instances", servers.len());
         summary.detail("evacuable", chosen.len());
+        summary
+            .metrics
+            .push(Metric::new("instances", servers.len() as f64, "").min(0.0));
+        summary
+            .metrics
+            .push(Metric::new("evacuable", chosen.len() as f64, "").min(0.0));
         summary.event = Some("plan".into());
         summary.trace = std::mem::take(&mut trace);
         if !self.execute || !held {
@@ -723,8 +766,93 @@ impl Args {
             return out;
         };
         out.push(summary);
+        // The plan is out before anything is changed.
+        let mut out = ctx.emit_now(out);
         out.extend(self.act(host, &service, &chosen, p, session, journal, ctx));
         out
+    }
+
+    /// Placement's free capacity on the targets against what the evacuable
+    /// instances need.
+    fn capacity(
+        &self,
+        host: &str,
+        services: &[ComputeService],
+        servers: &[Server],
+        p: &Prepared,
+        session: &Session,
+        ctx: &Context,
+    ) -> Lock {
+        let mut trace = Vec::new();
+        let placement = crate::openstack::placement::Placement(session);
+        let targets: Vec<&str> = services
+            .iter()
+            .filter(|s| {
+                s.host != host && s.state == "up" && s.status == "enabled" && !s.forced_down
+            })
+            .filter(|s| self.target_host.as_ref().is_none_or(|t| *t == s.host))
+            .map(|s| s.host.as_str())
+            .collect();
+        let mut need = Vec::new();
+        let mut unknown_flavor = 0;
+        for s in servers.iter().filter(|s| p.selection.judge(s).is_ok()) {
+            match &s.flavor {
+                Some(f) => need.push((s.name.clone(), f.resources())),
+                None => unknown_flavor += 1,
+            }
+        }
+        let mut free = std::collections::BTreeMap::new();
+        for t in &targets {
+            let found = placement
+                .resource_providers(Some(t), ctx.deadline, &mut trace)
+                .and_then(|rps| {
+                    let Some(rp) = rps.into_iter().next() else {
+                        return Ok(None);
+                    };
+                    let inv = placement.inventories(&rp.uuid, ctx.deadline, &mut trace)?;
+                    let used = placement.usages(&rp.uuid, ctx.deadline, &mut trace)?;
+                    Ok(Some(
+                        inv.iter()
+                            .map(|(c, i)| {
+                                (
+                                    c.clone(),
+                                    i.capacity() - used.get(c).copied().unwrap_or(0) as f64,
+                                )
+                            })
+                            .collect::<std::collections::BTreeMap<String, f64>>(),
+                    ))
+                });
+            match found {
+                Ok(Some(room)) => {
+                    free.insert(t.to_string(), room);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Lock {
+                        name: "capacity",
+                        ok: false,
+                        why: format!("cannot ask Placement: {e}"),
+                    }
+                }
+            }
+        }
+        let unknown = if unknown_flavor > 0 {
+            format!(" ({unknown_flavor} with no flavor shown, not counted)")
+        } else {
+            String::new()
+        };
+        match super::fits(&need, &free) {
+            Ok(words) => Lock {
+                name: "capacity",
+                ok: true,
+                why: format!("{words}{unknown}"),
+            },
+            Err(why) => Lock {
+                name: "capacity",
+                ok: false,
+                why: format!("{why}{unknown}"),
+            },
+        }
     }
 
     /// The fresh verdict through the probe-host library.
@@ -783,23 +911,21 @@ impl Args {
         let nova = Nova(session);
         let mut out = Vec::new();
         let now = super::now_unix();
-        let job = journal
+        // A new evacuation (none in the journal, or the last one finished and
+        // past its cooldown) is counted by the brakes once; a resumed one is not.
+        let new = journal
             .value
             .hosts
-            .entry(host.to_string())
-            .or_insert_with(|| HostJob {
-                started: now,
-                ..HostJob::default()
-            });
-        if job.finished.is_some() {
-            // A new evacuation of a host done before (past its cooldown).
-            *job = HostJob {
-                started: now,
-                ..HostJob::default()
-            };
-        }
-        let first = job.instances.is_empty() && !job.fenced;
-        if first {
+            .get(host)
+            .is_none_or(|j| j.finished.is_some());
+        if new {
+            journal.value.hosts.insert(
+                host.to_string(),
+                HostJob {
+                    started: now,
+                    ..HostJob::default()
+                },
+            );
             journal.value.history.push((host.to_string(), now));
             journal.value.prune(&p.brakes, now);
         }
@@ -813,7 +939,7 @@ impl Args {
             let mut r = self.fence(host, p, ctx);
             let ok = r.status == Status::Ok;
             r.event = Some("fence".into());
-            out.push(r);
+            out.extend(ctx.emit_now(vec![r]));
             if !ok {
                 return out;
             }
@@ -851,7 +977,7 @@ impl Args {
         );
         r.event = Some("force_down".into());
         r.trace = std::mem::take(&mut trace);
-        out.push(r);
+        out.extend(ctx.emit_now(vec![r]));
         if let Some(j) = journal.value.hosts.get_mut(host) {
             j.forced_down = true;
             for s in chosen {
@@ -889,16 +1015,27 @@ impl Args {
             .unwrap_or_default();
         let shared = Mutex::new(&mut *journal);
         let next_submit = Mutex::new(Instant::now());
-        let results = crate::pool::run_all(
+        // Each instance's record goes out as it is decided (when the output
+        // streams); the statuses are kept for the summary.
+        let results: Vec<(Status, Vec<Record>)> = crate::pool::run_all(
             &ids,
             ctx,
             self.concurrency as usize,
-            &|id: &String| self.move_one(host, id, session, &shared, &next_submit, ctx),
             &|id: &String| {
-                Record::new(CHECK, id, ctx.timeout_state, format!("{id}: not reached before the deadline; the journal keeps it for the next run"))
+                let r = self.move_one(host, id, session, &shared, &next_submit, ctx);
+                (r.status, ctx.emit_now(vec![r]))
+            },
+            &|id: &String| {
+                let r = Record::new(
+                    CHECK,
+                    id,
+                    ctx.timeout_state,
+                    format!("{id}: not reached before the deadline; the journal keeps it for the next run"),
+                );
+                (r.status, vec![r])
             },
         );
-        let moved = results.iter().filter(|r| r.status == Status::Ok).count();
+        let moved = results.iter().filter(|(s, _)| *s == Status::Ok).count();
         let failed = results.len() - moved;
         let secs: Vec<f64> = journal
             .value
@@ -906,7 +1043,7 @@ impl Args {
             .get(host)
             .map(|j| j.instances.values().filter_map(|i| i.seconds).collect())
             .unwrap_or_default();
-        out.extend(results);
+        out.extend(results.into_iter().flat_map(|(_, r)| r));
         let all_final = journal
             .value
             .hosts
@@ -929,11 +1066,15 @@ impl Args {
         s.event = Some("summary".into());
         s.detail("moved", moved);
         s.detail("failed", failed);
+        s.metrics
+            .push(Metric::new("moved", moved as f64, "").min(0.0));
+        s.metrics
+            .push(Metric::new("failed", failed as f64, "").min(0.0));
         if !secs.is_empty() {
-            s.detail(
-                "seconds_per_instance",
-                (secs.iter().sum::<f64>() / secs.len() as f64 * 100.0).round() / 100.0,
-            );
+            let mean = (secs.iter().sum::<f64>() / secs.len() as f64 * 100.0).round() / 100.0;
+            s.detail("seconds_per_instance", mean);
+            s.metrics
+                .push(Metric::new("seconds_per_instance", mean, "s").min(0.0));
         }
         out.push(s);
         out
@@ -941,7 +1082,7 @@ impl Args {
 
     /// Power the host off and read it back.
     fn fence(&self, host: &str, p: &Prepared, ctx: &Context) -> Record {
-        let Some((off, status, want)) = &p.fence else {
+        let Some((off, _, _)) = &p.fence else {
             return Record::new(CHECK, host, Status::Warning, format!("{host}: NOT FENCED (--no-fence --i-understand-unfenced): its VMs may still run"));
         };
         let sub = |argv: &[String]| -> Vec<String> {
@@ -977,41 +1118,48 @@ impl Args {
                 )
             }
         }
+        match self.power_off(host, p, ctx) {
+            Ok(said) => Record::new(
+                CHECK,
+                host,
+                Status::Ok,
+                format!("{host}: fenced, power off read back ({said})"),
+            ),
+            Err(why) => Record::new(
+                CHECK,
+                host,
+                Status::Critical,
+                format!("{host}: {why}; nothing forced down"),
+            ),
+        }
+    }
+
+    /// Read the host's power state back with --fence-status: the line that
+    /// says off, or why it does not.
+    fn power_off(&self, host: &str, p: &Prepared, ctx: &Context) -> Result<String, String> {
+        let Some((_, status, want)) = &p.fence else {
+            return Err("no --fence-status to read the power state with".into());
+        };
+        let argv: Vec<String> = status.iter().map(|w| w.replace("{host}", host)).collect();
         let by = (Instant::now() + self.fence_timeout).min(ctx.deadline);
-        match crate::command::output(&sub(status), &[], by, 64 * 1024) {
+        match crate::command::output(&argv, &[], by, 64 * 1024) {
             Ok(o) if o.code == Some(0) => {
                 let text = String::from_utf8_lossy(&o.stdout);
-                if text.lines().any(|l| want.is_match(l)) {
-                    Record::new(
-                        CHECK,
-                        host,
-                        Status::Ok,
-                        format!(
-                            "{host}: fenced, power off read back ({})",
-                            text.trim().lines().next().unwrap_or("")
-                        ),
-                    )
-                } else {
-                    Record::new(CHECK, host, Status::Critical, format!("{host}: power off not read back ({:?} does not match --fence-off); nothing forced down", text.trim().chars().take(120).collect::<String>()))
+                match text.lines().find(|l| want.is_match(l)) {
+                    Some(line) => Ok(line.trim().to_string()),
+                    None => Err(format!(
+                        "power off not read back ({:?} does not match --fence-off)",
+                        text.trim().chars().take(120).collect::<String>()
+                    )),
                 }
             }
-            Ok(o) => Record::new(
-                CHECK,
-                host,
-                Status::Critical,
-                format!(
-                    "{host}: the power status command failed (exit {}); nothing forced down",
-                    o.code
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "by signal".into())
-                ),
-            ),
-            Err(e) => Record::new(
-                CHECK,
-                host,
-                Status::Critical,
-                format!("{host}: {e}; nothing forced down"),
-            ),
+            Ok(o) => Err(format!(
+                "the power status command failed (exit {})",
+                o.code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "by signal".into())
+            )),
+            Err(e) => Err(e.to_string()),
         }
     }
 

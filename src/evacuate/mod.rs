@@ -189,7 +189,8 @@ impl Journal {
             .count();
         if recent >= b.max_hosts {
             return Some(format!(
-                "brake: {recent} hosts evacuated in the last {} (--max-hosts {})",
+                "brake: {recent} evacuation{} begun in the last {} (--max-hosts {})",
+                if recent == 1 { "" } else { "s" },
                 humantime::format_duration(std::time::Duration::from_secs(b.window)),
                 b.max_hosts
             ));
@@ -299,10 +300,110 @@ pub fn progress(
     }
 }
 
+/// Whether instances needing `need` (per instance, by resource class) fit
+/// on the targets' free capacity `free` (per host, by class), placing the
+/// largest first on the host with the most room: the move in words, or
+/// why it does not fit.
+pub fn fits(
+    need: &[(String, BTreeMap<String, u64>)],
+    free: &BTreeMap<String, BTreeMap<String, f64>>,
+) -> Result<String, String> {
+    if need.is_empty() {
+        return Ok("nothing to place".into());
+    }
+    if free.is_empty() {
+        return Err("no target host has capacity in Placement".into());
+    }
+    let mut left = free.clone();
+    let mut order: Vec<&(String, BTreeMap<String, u64>)> = need.iter().collect();
+    order.sort_by_key(|(_, r)| std::cmp::Reverse(r.get("MEMORY_MB").copied().unwrap_or(0)));
+    let mut total: BTreeMap<&str, u64> = BTreeMap::new();
+    for (name, r) in order {
+        for (class, n) in r {
+            *total.entry(class.as_str()).or_default() += n;
+        }
+        let room = |h: &BTreeMap<String, f64>| -> bool {
+            r.iter()
+                .all(|(class, n)| *n == 0 || h.get(class).is_some_and(|f| *f >= *n as f64))
+        };
+        let best = left.iter_mut().filter(|(_, h)| room(h)).max_by(|a, b| {
+            let m = |h: &BTreeMap<String, f64>| h.get("MEMORY_MB").copied().unwrap_or(0.0);
+            m(a.1).total_cmp(&m(b.1))
+        });
+        match best {
+            Some((_, h)) => {
+                for (class, n) in r {
+                    if let Some(f) = h.get_mut(class) {
+                        *f -= *n as f64;
+                    }
+                }
+            }
+            None => {
+                let want: Vec<String> = r.iter().map(|(c, n)| format!("{c} {n}")).collect();
+                return Err(format!(
+                    "{name} ({}) fits on no target after the larger ones",
+                    want.join(", ")
+                ));
+            }
+        }
+    }
+    let want: Vec<String> = total.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    Ok(format!(
+        "{} instances ({}) fit on {} target hosts",
+        need.len(),
+        want.join(", "),
+        free.len()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn capacity_is_packed_largest_first() {
+        let res = |v: u64, m: u64| -> BTreeMap<String, u64> {
+            [("VCPU".to_string(), v), ("MEMORY_MB".to_string(), m)]
+                .into_iter()
+                .collect()
+        };
+        let room = |v: f64, m: f64| -> BTreeMap<String, f64> {
+            [("VCPU".to_string(), v), ("MEMORY_MB".to_string(), m)]
+                .into_iter()
+                .collect()
+        };
+        let free: BTreeMap<String, BTreeMap<String, f64>> = [
+            ("c2".to_string(), room(4.0, 4096.0)),
+            ("c3".to_string(), room(4.0, 2048.0)),
+        ]
+        .into_iter()
+        .collect();
+        let need = vec![
+            ("a".to_string(), res(2, 3000)),
+            ("b".to_string(), res(2, 2048)),
+            ("c".to_string(), res(1, 1000)),
+        ];
+        let ok = fits(&need, &free).expect("fits");
+        assert!(
+            ok.starts_with("3 instances (MEMORY_MB 6048, VCPU 5) fit on 2"),
+            "{ok}"
+        );
+        let too_big = vec![("a".to_string(), res(2, 5000))];
+        let e = fits(&too_big, &free).expect_err("too big");
+        assert!(
+            e.starts_with("a (MEMORY_MB 5000, VCPU 2) fits on no target"),
+            "{e}"
+        );
+        let many = vec![
+            ("a".to_string(), res(3, 100)),
+            ("b".to_string(), res(3, 100)),
+            ("c".to_string(), res(3, 100)),
+        ];
+        assert!(fits(&many, &free).is_err());
+        assert!(fits(&[], &BTreeMap::new()).is_ok());
+        assert!(fits(&need, &BTreeMap::new()).is_err());
+    }
 
     #[test]
     fn host_names_are_exact_words() {
@@ -347,7 +448,10 @@ mod tests {
         assert_eq!(j.brake("c2", &brakes(), now), None);
         j.history.push(("c2".into(), now - 30));
         let e = j.brake("c3", &brakes(), now).expect("brake");
-        assert!(e.starts_with("brake: 2 hosts"), "{e}");
+        assert!(
+            e.starts_with("brake: 2 evacuations begun in the last 1h"),
+            "{e}"
+        );
         // Resuming an unfinished one is not braked.
         j.hosts.insert("c2".into(), HostJob::default());
         assert_eq!(j.brake("c2", &brakes(), now), None);

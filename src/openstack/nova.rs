@@ -93,6 +93,43 @@ pub struct Server {
     /// Its availability zone.
     #[serde(rename = "OS-EXT-AZ:availability_zone", default)]
     pub az: Option<String>,
+    /// Its flavor as embedded from 2.47 (what it needs on another host).
+    #[serde(default)]
+    pub flavor: Option<Flavor>,
+}
+
+/// A server's flavor as Nova embeds it (2.47+).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Flavor {
+    /// Virtual CPUs.
+    #[serde(default)]
+    pub vcpus: u64,
+    /// Memory, MiB.
+    #[serde(default)]
+    pub ram: u64,
+    /// Root disk, GiB.
+    #[serde(default)]
+    pub disk: u64,
+    /// Ephemeral disk, GiB.
+    #[serde(default)]
+    pub ephemeral: u64,
+    /// Swap, MiB.
+    #[serde(default)]
+    pub swap: u64,
+}
+
+impl Flavor {
+    /// What Placement allocates for it: VCPU, MEMORY_MB, DISK_GB.
+    pub fn resources(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut r = std::collections::BTreeMap::new();
+        r.insert("VCPU".to_string(), self.vcpus);
+        r.insert("MEMORY_MB".to_string(), self.ram);
+        r.insert(
+            "DISK_GB".to_string(),
+            self.disk + self.ephemeral + self.swap.div_ceil(1024),
+        );
+        r
+    }
 }
 
 /// One address of a server on a network.

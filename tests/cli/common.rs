@@ -667,6 +667,80 @@ for sid in sys.argv[3:]:
             .status();
     }
 
+    /// A server action (`{"os-stop": null}`, `{"os-resetState": {"state":
+    /// "error"}}`), then wait up to a minute for `status`.
+    pub fn act_on(&self, id: &str, action: &serde_json::Value, status: &str) {
+        let script = r#"
+import json, sys, time, urllib.request
+ks, pw, sid, action, want = sys.argv[1:6]
+req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
+    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
+with urllib.request.urlopen(req, timeout=30) as r:
+    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid + "/action", method="POST", data=action.encode(), headers=h), timeout=30)
+for _ in range(120):
+    with urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid, headers=h), timeout=30) as r:
+        s = json.loads(r.read())["server"]
+    if s["status"] == want and not s.get("OS-EXT-STS:task_state"):
+        print(want); break
+    time.sleep(0.5)
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+                id,
+                &action.to_string(),
+                status,
+            ])
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            status,
+            "{action} on {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many evacuation migrations Nova has of each of `ids`.
+    pub fn evacuations(&self, ids: &[String]) -> Vec<usize> {
+        let script = r#"
+import json, sys, urllib.request
+ks, pw = sys.argv[1:3]
+req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
+    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
+with urllib.request.urlopen(req, timeout=30) as r:
+    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+for sid in sys.argv[3:]:
+    q = urllib.request.Request(nova + "/os-migrations?migration_type=evacuation&instance_uuid=" + sid,
+        headers={"X-Auth-Token": t, "OpenStack-API-Version": "compute 2.59"})
+    with urllib.request.urlopen(q, timeout=30) as r:
+        print(len(json.loads(r.read())["migrations"]))
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+            ])
+            .args(ids)
+            .output()
+            .expect("python3");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse().expect("a count"))
+            .collect()
+    }
+
     /// Kill and start `host`'s nova-compute (scripts/openstack.sh
     /// restart-compute): a restarted compute cleans up what was evacuated.
     pub fn restart_compute(&self, host: &str) {

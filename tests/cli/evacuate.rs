@@ -139,9 +139,17 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         (format!("{tag}-a"), serde_json::json!({"evacuable": "true"})),
         (format!("{tag}-b"), serde_json::json!({"evacuable": "True"})),
         (format!("{tag}-c"), serde_json::json!({})),
+        (format!("{tag}-e"), serde_json::json!({"evacuable": "true"})),
     ] {
         ids.push(stack.boot(&name, "compute1", &md));
     }
+    // b is stopped (it must stay stopped), e is in ERROR (Nova rebuilds it).
+    stack.act_on(&ids[1], &serde_json::json!({"os-stop": null}), "SHUTOFF");
+    stack.act_on(
+        &ids[3],
+        &serde_json::json!({"os-resetState": {"state": "error"}}),
+        "ERROR",
+    );
     struct Cleanup<'a>(&'a Stack, Vec<String>);
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
@@ -181,7 +189,16 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     let summary = find(&rs, "compute1", "plan");
     assert_eq!(interlock(summary, "nova")["ok"], false, "{summary:?}");
     assert_eq!(interlock(summary, "verdict")["ok"], false, "{summary:?}");
-    assert_eq!(summary.details["evacuable"], 2, "{summary:?}");
+    assert_eq!(summary.details["evacuable"], 3, "{summary:?}");
+    let cap = interlock(summary, "capacity");
+    assert_eq!(cap["ok"], true, "{summary:?}");
+    assert!(
+        cap["why"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("3 instances ("),
+        "{cap}"
+    );
     assert!(rs
         .iter()
         .any(|r| r.target == ids[2] && r.details["evacuable"] == false));
@@ -217,6 +234,24 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         std::thread::sleep(Duration::from_secs(2));
     }
 
+    // The partition guard: more computes down than --max-down-percent
+    // allows (here one of three against 10 %) holds everything.
+    let plan = evacuate(&[
+        "compute1",
+        "--max-down-percent",
+        "10",
+        "--fence-status",
+        "echo off",
+    ]);
+    let rs = plan.records();
+    let s = find(&rs, "compute1", "plan");
+    assert_eq!(interlock(s, "fleet")["ok"], false, "{s:?}");
+    assert!(
+        s.summary
+            .contains("fleet: 1 of 3 nova-compute services down"),
+        "{s:?}"
+    );
+
     // A fence that cannot read power off back: nothing forced down.
     let r = evacuate(&[
         "compute1",
@@ -235,6 +270,60 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         r.stdout
     );
 
+    // kill -9 once the first instance is submitted (one at a time, 3 s
+    // apart): the next run finishes the work from the journal.
+    let mut cmd = Command::new(EVACUATE);
+    cmd.args([
+        "compute1",
+        "--execute",
+        "--state",
+        &state,
+        "--probe",
+        &probe,
+        "--fence",
+        &fence,
+    ])
+    .args([
+        "--fence-status",
+        "echo 'Chassis Power is off'",
+        "--service-down-time",
+        &sdt,
+    ])
+    .args([
+        "--tagged",
+        "evacuable=true",
+        "--concurrency",
+        "1",
+        "--stagger",
+        "3s",
+        "-t",
+        "200",
+    ])
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("evacuate starts");
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let journal = std::fs::read_to_string(&state).unwrap_or_default();
+        if journal.contains("\"submitted\"") {
+            break;
+        }
+        assert!(Instant::now() < until, "nothing submitted: {journal}");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "evacuate ended before submitting: {journal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
     // Now it moves: both tagged instances on another host, the untagged one left.
     let r = evacuate(&[
         "compute1",
@@ -243,9 +332,11 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         "echo 'Chassis Power is off'",
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Each evacuated exactly once, as Nova counts it.
+    assert_eq!(stack.evacuations(&ids), [1, 1, 0, 1], "{}", r.stdout);
     crate::schema::assert_valid(&crate::schema::validator(), &r.stdout);
     let rs = r.records();
-    for id in &ids[..2] {
+    for id in [&ids[0], &ids[1], &ids[3]] {
         let rec = find(&rs, id, "instance");
         assert_eq!(rec.status, Status::Ok, "{rec:?}");
         let to = rec.details["moved_to"].as_str().unwrap_or("");
@@ -259,7 +350,18 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         .unwrap_or_default()
         .contains("off compute1"));
     let s = find(&rs, "compute1", "summary");
-    assert_eq!(s.details["moved"], 2, "{s:?}");
+    assert_eq!(s.details["failed"], 0, "{s:?}");
+    // The stopped one stays stopped; the one in ERROR is rebuilt running.
+    assert!(
+        find(&rs, &ids[1], "instance").summary.contains(", SHUTOFF"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        find(&rs, &ids[3], "instance").summary.contains(", ACTIVE"),
+        "{}",
+        r.stdout
+    );
 
     // Again: the journal says it is done; the cooldown keeps it from
     // being evacuated twice.
@@ -276,6 +378,17 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         r.stdout
     );
     assert!(!r.stdout.contains("\"event\":\"instance\""), "{}", r.stdout);
+
+    // The brake: one host per hour by default, so another is held.
+    let plan = evacuate(&["compute2", "--fence-status", "echo off"]);
+    let rs = plan.records();
+    let s = find(&rs, "compute2", "plan");
+    assert_eq!(interlock(s, "brakes")["ok"], false, "{s:?}");
+    assert!(
+        s.summary
+            .contains("brake: 1 evacuation begun in the last 1h"),
+        "{s:?}"
+    );
 
     // Re-enabling waits for its nova-compute to report again.
     let reenable = || {
