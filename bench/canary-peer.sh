@@ -83,8 +83,8 @@ ngx_kib=0
 for p in $(pgrep -f "nginx -c $tmp/nginx.conf" || true) $(pgrep -P "$ngx" || true); do
   k=$(hwm "$p" 2>/dev/null || echo 0); ngx_kib=$((ngx_kib + k))
 done
-# 1,000 connections at once: serve holds --max-connections (512) and closes
-# the rest; /health still answers meanwhile.
+# 1,000 connections at once: serve holds --max-connections (512), a new
+# client taking the place of the oldest idle one; /health answers meanwhile.
 taskset -c 1 wrk -t1 -c1000 -d"${secs}s" http://127.0.0.1:18201/health >"$tmp/wrk1000" 2>&1 &
 w1000=$!
 sleep 2
@@ -201,7 +201,7 @@ worker and answers a static body of the same shape; canary-peer builds its
 | ratio | $(ratio "$s_rps" "$n_rps") | | | $(ratio "$s_kib" "$ngx_kib") |
 
 1,000 connections at once (wrk -c1000, ${secs} s; serve holds at most
-\`--max-connections\` 512 and closes the rest): $flood_rps requests/s,
+\`--max-connections\` 512, a new client taking the place of the oldest idle one): $flood_rps requests/s,
 socket errors $flood_errs; a /health asked meanwhile answered
 \`$flood_health\` (status and seconds; 000: the connection was closed unanswered); peak RSS after it $(mib "$flood_kib") MiB.
 
