@@ -13,6 +13,12 @@ complete -c evacuate -l tagged -d 'Only servers with this metadata key (KEY or K
 complete -c evacuate -l error-instances -d 'Instances in ERROR: evacuate (Nova rebuilds them) or skip' -r -f -a "evacuate\t''
 skip\t''"
 complete -c evacuate -l target-host -d 'Send them to this host (an exact, up nova-compute) instead of the scheduler\'s choice' -r
+complete -c evacuate -l reserved -d 'A reserved host (repeatable): a nova-compute kept disabled for failures, enabled when this evacuation first sends it an instance' -r
+complete -c evacuate -l recovery -d 'Where instances go: auto (the scheduler), reserved-host (only --reserved), auto-priority (the scheduler, then a reserved host for a failed one), rh-priority (a reserved host, then the scheduler) [default: reserved-host with --reserved, else auto]' -r -f -a "auto\t'The scheduler places them'
+reserved-host\t'Only the reserved hosts'
+auto-priority\t'The scheduler, then a reserved host for one that failed'
+rh-priority\t'A reserved host, then the scheduler for one that failed'"
+complete -c evacuate -l priority-key -d 'Move instances group by group by this integer metadata key, the highest first (none: group 0)' -r
 complete -c evacuate -l concurrency -d 'Evacuations in flight at once' -r
 complete -c evacuate -l stagger -d 'Time between two submissions' -r
 complete -c evacuate -l instance-timeout -d 'How long one instance may take to arrive' -r

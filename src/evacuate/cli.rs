@@ -154,8 +154,29 @@ pub struct Args {
     pub error_instances: String,
 
     /// Send them to this host (an exact, up nova-compute) instead of the scheduler's choice.
-    #[arg(long, value_name = "HOST", help_heading = "Instances")]
+    #[arg(
+        long,
+        value_name = "HOST",
+        help_heading = "Instances",
+        conflicts_with = "reserved"
+    )]
     pub target_host: Option<String>,
+
+    /// A reserved host (repeatable): a nova-compute kept disabled for failures, enabled when
+    /// this evacuation first sends it an instance.
+    #[arg(long, value_name = "HOST", help_heading = "Instances")]
+    pub reserved: Vec<String>,
+
+    /// Where instances go: auto (the scheduler), reserved-host (only --reserved), auto-priority
+    /// (the scheduler, then a reserved host for a failed one), rh-priority (a reserved host,
+    /// then the scheduler) [default: reserved-host with --reserved, else auto].
+    #[arg(long, value_name = "METHOD", value_enum, help_heading = "Instances")]
+    pub recovery: Option<super::Recovery>,
+
+    /// Move instances group by group by this integer metadata key, the highest first (none:
+    /// group 0).
+    #[arg(long, value_name = "KEY", help_heading = "Instances")]
+    pub priority_key: Option<String>,
 
     /// Evacuations in flight at once.
     #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Instances",
@@ -259,6 +280,18 @@ impl Tool for Args {
         };
         if let Some(t) = &self.target_host {
             host_name(t).map_err(|e| usage("--target-host", e))?;
+        }
+        for r in &self.reserved {
+            host_name(r).map_err(|e| usage("--reserved", e))?;
+            if self.hosts.contains(r) {
+                return Err(usage(
+                    "--reserved",
+                    format!("{r} is also a host to evacuate"),
+                ));
+            }
+        }
+        if self.recovery.is_some_and(|m| m != super::Recovery::Auto) && self.reserved.is_empty() {
+            return Err(usage("--recovery", "this method needs --reserved HOST"));
         }
         if (self.execute || self.reenable.is_some()) && self.state.is_none() {
             return Err(UsageError::new(
@@ -482,6 +515,15 @@ fn interlocks_json(locks: &[Lock]) -> Value {
 }
 
 impl Args {
+    /// The recovery method in force.
+    fn recovery(&self) -> super::Recovery {
+        self.recovery.unwrap_or(if self.reserved.is_empty() {
+            super::Recovery::Auto
+        } else {
+            super::Recovery::ReservedHost
+        })
+    }
+
     fn service_stale(&self, s: &ComputeService) -> Option<u64> {
         let age = s.updated()?.elapsed().ok()?.as_secs();
         Some(age)
@@ -615,7 +657,9 @@ impl Args {
                     .count();
                 locks.push(Lock {
                     name: "scheduler",
-                    ok: up > 0 || self.target_host.is_some(),
+                    ok: up > 0
+                        || self.target_host.is_some()
+                        || self.recovery() == super::Recovery::ReservedHost,
                     why: format!("{up} of {} nova-scheduler up", s.len()),
                 });
             }
@@ -636,6 +680,46 @@ impl Args {
                     format!("{t} is up")
                 } else {
                     format!("--target-host {t} is not an up nova-compute other than {host}")
+                },
+            });
+        }
+        if !self.reserved.is_empty() {
+            let up: Vec<&str> = self
+                .reserved
+                .iter()
+                .filter(|r| {
+                    services
+                        .iter()
+                        .any(|s| &&s.host == r && s.state == "up" && !s.forced_down)
+                })
+                .map(String::as_str)
+                .collect();
+            let missing: Vec<&str> = self
+                .reserved
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !up.contains(r))
+                .collect();
+            locks.push(Lock {
+                name: "reserved",
+                ok: !up.is_empty() || !self.recovery().reserved_first(),
+                why: if missing.is_empty() {
+                    format!(
+                        "reserved hosts up: {} ({:?})",
+                        up.join(", "),
+                        self.recovery()
+                    )
+                } else {
+                    format!(
+                        "reserved hosts up: {}; not an up nova-compute: {} ({:?})",
+                        if up.is_empty() {
+                            "none".into()
+                        } else {
+                            up.join(", ")
+                        },
+                        missing.join(", "),
+                        self.recovery()
+                    )
                 },
             });
         }
@@ -787,8 +871,13 @@ impl Args {
         let placement = crate::openstack::placement::Placement(session);
         let targets: Vec<&str> = services
             .iter()
+            .filter(|s| s.host != host && s.state == "up" && !s.forced_down)
             .filter(|s| {
-                s.host != host && s.state == "up" && s.status == "enabled" && !s.forced_down
+                if self.recovery().reserved_first() {
+                    self.reserved.contains(&s.host)
+                } else {
+                    s.status == "enabled" || self.reserved.contains(&s.host)
+                }
             })
             .filter(|s| self.target_host.as_ref().is_none_or(|t| *t == s.host))
             .map(|s| s.host.as_str())
@@ -993,6 +1082,8 @@ impl Args {
                     why: None,
                     seconds: None,
                     submitted_at: None,
+                    priority: super::priority_of(s, self.priority_key.as_deref()),
+                    target: None,
                 });
             }
         }
@@ -1001,7 +1092,7 @@ impl Args {
             return out;
         }
         // Every instance the journal has for this host and has not finished.
-        let ids: Vec<String> = journal
+        let jobs: Vec<(String, i64)> = journal
             .value
             .hosts
             .get(host)
@@ -1009,7 +1100,7 @@ impl Args {
                 j.instances
                     .iter()
                     .filter(|(_, job)| !job.step.is_final())
-                    .map(|(id, _)| id.clone())
+                    .map(|(id, job)| (id.clone(), job.priority))
                     .collect()
             })
             .unwrap_or_default();
@@ -1017,24 +1108,29 @@ impl Args {
         let next_submit = Mutex::new(Instant::now());
         // Each instance's record goes out as it is decided (when the output
         // streams); the statuses are kept for the summary.
-        let results: Vec<(Status, Vec<Record>)> = crate::pool::run_all(
-            &ids,
-            ctx,
-            self.concurrency as usize,
-            &|id: &String| {
-                let r = self.move_one(host, id, session, &shared, &next_submit, ctx);
-                (r.status, ctx.emit_now(vec![r]))
-            },
-            &|id: &String| {
-                let r = Record::new(
-                    CHECK,
-                    id,
-                    ctx.timeout_state,
-                    format!("{id}: not reached before the deadline; the journal keeps it for the next run"),
-                );
-                (r.status, vec![r])
-            },
-        );
+        // Group by group (--priority-key), the highest first, each finished
+        // before the next begins.
+        let mut results: Vec<(Status, Vec<Record>)> = Vec::new();
+        for group in super::groups(&jobs) {
+            results.extend(crate::pool::run_all(
+                &group,
+                ctx,
+                self.concurrency as usize,
+                &|id: &String| {
+                    let r = self.move_one(host, id, session, &shared, &next_submit, ctx);
+                    (r.status, ctx.emit_now(vec![r]))
+                },
+                &|id: &String| {
+                    let r = Record::new(
+                        CHECK,
+                        id,
+                        ctx.timeout_state,
+                        format!("{id}: not reached before the deadline; the journal keeps it for the next run"),
+                    );
+                    (r.status, vec![r])
+                },
+            ));
+        }
         let moved = results.iter().filter(|(s, _)| *s == Status::Ok).count();
         let failed = results.len() - moved;
         let secs: Vec<f64> = journal
@@ -1284,7 +1380,31 @@ impl Args {
                             trace,
                         );
                     }
-                    let body = match &self.target_host {
+                    job.target = match &self.target_host {
+                        Some(t) => Some(t.clone()),
+                        None if self.recovery().reserved_for_try(job.tries) => {
+                            match self.reserve(host, journal, session, ctx, &mut trace) {
+                                Ok(t) => Some(t),
+                                Err(why) => {
+                                    job.step = Step::Failed;
+                                    job.why = Some(why.clone());
+                                    let _ = put(journal, &job);
+                                    self.unlock(
+                                        id, &mut job, &nova, journal, &put, ctx, &mut trace,
+                                    );
+                                    return done(
+                                        &job,
+                                        Status::Critical,
+                                        format!("{}: not evacuated: {why}", job.name),
+                                        trace,
+                                    );
+                                }
+                            }
+                        }
+                        None => None,
+                    };
+                    let _ = put(journal, &job);
+                    let body = match &job.target {
                         Some(t) => json!({"evacuate": {"host": t}}),
                         None => json!({"evacuate": {}}),
                     };
@@ -1473,6 +1593,48 @@ impl Args {
                 }
             }
         }
+    }
+
+    /// A reserved host for the next instance (the least used), enabled
+    /// first if this evacuation has not yet taken it out of the reserve.
+    fn reserve(
+        &self,
+        host: &str,
+        journal: &Mutex<&mut Locked<Journal>>,
+        session: &Session,
+        ctx: &Context,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<String, String> {
+        let nova = Nova(session);
+        let mut j = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let job = j
+            .value
+            .hosts
+            .get(host)
+            .ok_or("the host is not in the journal")?;
+        let sent: Vec<&Job> = job.instances.values().collect();
+        let chosen = super::least_used(&self.reserved, &sent)
+            .ok_or("no --reserved host")?
+            .clone();
+        if job.reserved_enabled.contains(&chosen) {
+            return Ok(chosen);
+        }
+        let service = nova
+            .services("nova-compute", Some(&chosen), ctx.deadline, trace)
+            .map_err(|e| format!("reserved host {chosen}: {e}"))?
+            .into_iter()
+            .find(|s| s.host == chosen)
+            .ok_or_else(|| format!("reserved host {chosen}: no such nova-compute"))?;
+        // The journal says so before Nova is changed.
+        if let Some(h) = j.value.hosts.get_mut(host) {
+            h.reserved_enabled.push(chosen.clone());
+        }
+        j.save()?;
+        if service.status != "enabled" {
+            nova.set_enabled(&service.id, None, ctx.deadline, trace)
+                .map_err(|e| format!("enabling reserved host {chosen}: {e}"))?;
+        }
+        Ok(chosen)
     }
 
     #[allow(clippy::too_many_arguments)]

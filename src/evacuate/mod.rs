@@ -111,6 +111,12 @@ pub struct Job {
     /// When the first call was made (unix seconds).
     #[serde(default)]
     pub submitted_at: Option<u64>,
+    /// Its group: higher groups are moved first, each finished before the next.
+    #[serde(default)]
+    pub priority: i64,
+    /// The host the last call named (None: the scheduler's choice).
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// One host's evacuation in the journal.
@@ -125,6 +131,9 @@ pub struct HostJob {
     /// When every instance reached a final step.
     #[serde(default)]
     pub finished: Option<u64>,
+    /// Reserved hosts this evacuation enabled (taken out of the reserve).
+    #[serde(default)]
+    pub reserved_enabled: Vec<String>,
     /// Its instances by id.
     pub instances: BTreeMap<String, Job>,
 }
@@ -235,6 +244,72 @@ impl Selection {
             other => Err(format!("status {other}: nothing evacuates it")),
         }
     }
+}
+
+/// Where instances go, as masakari's recovery methods: the scheduler
+/// (`auto`), only the reserved hosts (`reserved_host`), the scheduler then
+/// the reserved hosts on failure (`auto_priority`), or the reserved hosts
+/// then the scheduler (`rh_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Recovery {
+    /// The scheduler places them.
+    Auto,
+    /// Only the reserved hosts.
+    #[value(alias = "reserved_host")]
+    ReservedHost,
+    /// The scheduler, then a reserved host for one that failed.
+    #[value(alias = "auto_priority")]
+    AutoPriority,
+    /// A reserved host, then the scheduler for one that failed.
+    #[value(alias = "rh_priority")]
+    RhPriority,
+}
+
+impl Recovery {
+    /// The reserved hosts are used first.
+    pub fn reserved_first(self) -> bool {
+        matches!(self, Recovery::ReservedHost | Recovery::RhPriority)
+    }
+
+    /// Whether call number `try_n` (from 1) of an instance goes to a
+    /// reserved host.
+    pub fn reserved_for_try(self, try_n: u32) -> bool {
+        match self {
+            Recovery::Auto => false,
+            Recovery::ReservedHost => true,
+            Recovery::AutoPriority => try_n > 1,
+            Recovery::RhPriority => try_n == 1,
+        }
+    }
+}
+
+/// The reserved host with the fewest instances sent to it so far (ties:
+/// the first named).
+pub fn least_used<'a>(reserved: &'a [String], jobs: &[&Job]) -> Option<&'a String> {
+    reserved.iter().min_by_key(|h| {
+        jobs.iter()
+            .filter(|j| j.target.as_deref() == Some(h.as_str()))
+            .count()
+    })
+}
+
+/// An instance's priority from its metadata `key` (an integer; none or not
+/// a number: 0).
+pub fn priority_of(s: &Server, key: Option<&str>) -> i64 {
+    key.and_then(|k| s.metadata.get(k))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Ids grouped by priority, the highest group first (ids in order inside).
+pub fn groups(jobs: &[(String, i64)]) -> Vec<Vec<String>> {
+    let mut by: BTreeMap<std::cmp::Reverse<i64>, Vec<String>> = BTreeMap::new();
+    for (id, p) in jobs {
+        by.entry(std::cmp::Reverse(*p))
+            .or_default()
+            .push(id.clone());
+    }
+    by.into_values().collect()
 }
 
 /// What one look at an instance says of its evacuation.
@@ -403,6 +478,54 @@ mod tests {
         assert!(fits(&many, &free).is_err());
         assert!(fits(&[], &BTreeMap::new()).is_ok());
         assert!(fits(&need, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn recovery_methods_choose_reserved_hosts_by_try() {
+        assert!(!Recovery::Auto.reserved_for_try(1));
+        assert!(Recovery::ReservedHost.reserved_for_try(2));
+        assert!(!Recovery::AutoPriority.reserved_for_try(1));
+        assert!(Recovery::AutoPriority.reserved_for_try(2));
+        assert!(Recovery::RhPriority.reserved_for_try(1));
+        assert!(!Recovery::RhPriority.reserved_for_try(2));
+        let job = |t: Option<&str>| Job {
+            name: "x".into(),
+            was: "ACTIVE".into(),
+            step: Step::Submitted,
+            tries: 1,
+            baseline: 0,
+            migration: None,
+            moved_to: None,
+            locked: false,
+            why: None,
+            seconds: None,
+            submitted_at: None,
+            priority: 0,
+            target: t.map(str::to_string),
+        };
+        let r = vec!["r1".to_string(), "r2".to_string()];
+        let (a, b) = (job(Some("r1")), job(None));
+        assert_eq!(least_used(&r, &[&a, &b]).map(String::as_str), Some("r2"));
+        assert_eq!(least_used(&r, &[]).map(String::as_str), Some("r1"));
+        assert_eq!(least_used(&[], &[&a]), None);
+    }
+
+    #[test]
+    fn priority_groups_run_highest_first() {
+        let g = groups(&[
+            ("a".into(), 0),
+            ("b".into(), 10),
+            ("c".into(), 0),
+            ("d".into(), -1),
+            ("e".into(), 10),
+        ]);
+        assert_eq!(g, vec![vec!["b", "e"], vec!["a", "c"], vec!["d"]]);
+        let s = server(
+            json!({"id": "a", "name": "a", "status": "ACTIVE", "metadata": {"prio": " 5 ", "bad": "x"}}),
+        );
+        assert_eq!(priority_of(&s, Some("prio")), 5);
+        assert_eq!(priority_of(&s, Some("bad")), 0);
+        assert_eq!(priority_of(&s, None), 0);
     }
 
     #[test]

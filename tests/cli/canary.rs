@@ -918,6 +918,10 @@ fn canary_peers_come_from_nova_servers_by_metadata_key() {
     );
     assert_eq!(r.code, 3, "{}", r.stderr);
 
+    // The computes are shared: no other test stops or disables one meanwhile.
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let Some(stack) = Stack::get() else { return };
     let dir = TempDir::new("canary-nova");
     let cache = dir.0.join("cache").to_string_lossy().into_owned();

@@ -708,6 +708,43 @@ for _ in range(120):
         );
     }
 
+    /// Disable (with a reason) or enable `host`'s nova-compute.
+    pub fn set_compute(&self, host: &str, reason: Option<&str>) {
+        let script = r#"
+import json, sys, urllib.request
+ks, pw, host, reason = sys.argv[1:5]
+req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
+    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
+with urllib.request.urlopen(req, timeout=30) as r:
+    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
+nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+with urllib.request.urlopen(urllib.request.Request(nova + "/os-services?binary=nova-compute&host=" + host, headers=h), timeout=30) as r:
+    sid = json.loads(r.read())["services"][0]["id"]
+b = {"status": "disabled", "disabled_reason": reason} if reason else {"status": "enabled"}
+urllib.request.urlopen(urllib.request.Request(nova + "/os-services/" + sid, method="PUT", data=json.dumps(b).encode(), headers=h), timeout=30)
+print("ok")
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                script,
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+                host,
+                reason.unwrap_or(""),
+            ])
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// How many evacuation migrations Nova has of each of `ids`.
     pub fn evacuations(&self, ids: &[String]) -> Vec<usize> {
         let script = r#"

@@ -39,6 +39,16 @@ fn find<'a>(rs: &'a [Record], target: &str, event: &str) -> &'a Record {
         .unwrap_or_else(|| panic!("no {event} record for {target} in {rs:#?}"))
 }
 
+/// The targets of the instance records, in output order.
+fn rs_order(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .filter(|r| r.event.as_deref() == Some("instance"))
+        .map(|r| r.target)
+        .collect()
+}
+
 fn interlock<'a>(r: &'a Record, name: &str) -> &'a serde_json::Value {
     r.details["interlocks"]
         .as_array()
@@ -123,6 +133,10 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
             &sdt,
             "--tagged",
             "evacuable=true",
+            "--priority-key",
+            "prio",
+            "--reserved",
+            "compute3",
             "--stagger",
             "100ms",
             "--instance-timeout",
@@ -137,12 +151,24 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     let mut ids = Vec::new();
     for (name, md) in [
         (format!("{tag}-a"), serde_json::json!({"evacuable": "true"})),
-        (format!("{tag}-b"), serde_json::json!({"evacuable": "True"})),
+        (
+            format!("{tag}-b"),
+            serde_json::json!({"evacuable": "True", "prio": "10"}),
+        ),
         (format!("{tag}-c"), serde_json::json!({})),
         (format!("{tag}-e"), serde_json::json!({"evacuable": "true"})),
     ] {
         ids.push(stack.boot(&name, "compute1", &md));
     }
+    // compute3 is a reserved host: disabled until a failure needs it.
+    stack.set_compute("compute3", Some("reserved for failures"));
+    struct Enable<'a>(&'a Stack);
+    impl Drop for Enable<'_> {
+        fn drop(&mut self) {
+            self.0.set_compute("compute3", None);
+        }
+    }
+    let _enable = Enable(&stack);
     // b is stopped (it must stay stopped), e is in ERROR (Nova rebuilds it).
     stack.act_on(&ids[1], &serde_json::json!({"os-stop": null}), "SHUTOFF");
     stack.act_on(
@@ -289,6 +315,7 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         "--service-down-time",
         &sdt,
     ])
+    .args(["--priority-key", "prio", "--reserved", "compute3"])
     .args([
         "--tagged",
         "evacuable=true",
@@ -332,6 +359,18 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         "echo 'Chassis Power is off'",
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The higher group (b, prio 10) is finished before the others begin.
+    let at = |id: &str| {
+        rs_order(&r.stdout)
+            .iter()
+            .position(|t| t == id)
+            .unwrap_or_else(|| panic!("no instance record for {id}"))
+    };
+    assert!(
+        at(&ids[1]) < at(&ids[0]) && at(&ids[1]) < at(&ids[3]),
+        "{}",
+        r.stdout
+    );
     // Each evacuated exactly once, as Nova counts it.
     assert_eq!(stack.evacuations(&ids), [1, 1, 0, 1], "{}", r.stdout);
     crate::schema::assert_valid(&crate::schema::validator(), &r.stdout);
@@ -339,8 +378,8 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     for id in [&ids[0], &ids[1], &ids[3]] {
         let rec = find(&rs, id, "instance");
         assert_eq!(rec.status, Status::Ok, "{rec:?}");
-        let to = rec.details["moved_to"].as_str().unwrap_or("");
-        assert!(to == "compute2" || to == "compute3", "{rec:?}");
+        // All to the reserved host (--reserved: reserved_host recovery).
+        assert_eq!(rec.details["moved_to"], "compute3", "{rec:?}");
         assert!(rec.details["migration"].as_u64().is_some(), "{rec:?}");
     }
     assert!(!rs
