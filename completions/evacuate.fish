@@ -44,6 +44,7 @@ complete -c evacuate -l hostname -d 'Name of this machine in records [default: t
 complete -c evacuate -l execute -d 'Act: fence, force down, evacuate, verify. Without it, print the plan and change nothing'
 complete -c evacuate -l no-fence -d 'Evacuate without fencing (its VMs may run twice and corrupt their disks)'
 complete -c evacuate -l i-understand-unfenced -d 'Confirms --no-fence'
+complete -c evacuate -l stop-evacuated -d 'Evacuate at microversion 2.95, so instances arrive stopped (checked before they are started again); a Nova without 2.95 keeps their power state, and the record says so'
 complete -c evacuate -l no-token-cache -d 'Do not cache the token (by default it is kept, readable only by this user, until shortly before it expires)'
 complete -c evacuate -s v -l verbose -d 'Print each record\'s trace to stderr (-vv adds its details)'
 complete -c evacuate -s h -l help -d 'Print help (see more with \'--help\')'

@@ -178,6 +178,11 @@ pub struct Args {
     #[arg(long, value_name = "KEY", help_heading = "Instances")]
     pub priority_key: Option<String>,
 
+    /// Evacuate at microversion 2.95, so instances arrive stopped (checked before they are
+    /// started again); a Nova without 2.95 keeps their power state, and the record says so.
+    #[arg(long, help_heading = "Instances")]
+    pub stop_evacuated: bool,
+
     /// Evacuations in flight at once.
     #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Instances",
           value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -618,6 +623,8 @@ impl Args {
             why: brake.unwrap_or_else(|| {
                 if resuming {
                     "resuming the journal's unfinished evacuation".into()
+                } else if journal.is_none() {
+                    "not counted: no --state journal (--execute needs one)".into()
                 } else {
                     format!(
                         "within --max-hosts {} per {} and --cooldown",
@@ -1084,6 +1091,7 @@ impl Args {
                     submitted_at: None,
                     priority: super::priority_of(s, self.priority_key.as_deref()),
                     target: None,
+                    arrives_stopped: false,
                 });
             }
         }
@@ -1371,7 +1379,7 @@ impl Args {
                     }
                     job.step = Step::Submitting;
                     job.tries += 1;
-                    job.submitted_at.get_or_insert(super::now_unix());
+                    job.submitted_at.get_or_insert(super::now_unix_f64());
                     if let Err(e) = put(journal, &job) {
                         return done(
                             &job,
@@ -1408,7 +1416,30 @@ impl Args {
                         Some(t) => json!({"evacuate": {"host": t}}),
                         None => json!({"evacuate": {}}),
                     };
-                    match nova.action(id, &body, ctx.deadline, &mut trace) {
+                    // 2.95 leaves it stopped on arrival; a Nova without 2.95
+                    // answers 406 before doing anything, and the call is made
+                    // again at 2.53 (the power state it had is kept).
+                    let answer = if self.stop_evacuated {
+                        match nova.action_at(id, &body, "2.95", ctx.deadline, &mut trace) {
+                            Ok(a) if a.status == 406 => {
+                                trace.push(TraceStep::new(
+                                    "microversion",
+                                    false,
+                                    Duration::ZERO,
+                                    Some("Nova has no 2.95 (HTTP 406): evacuated at 2.53, its power state kept".into()),
+                                ));
+                                nova.action(id, &body, ctx.deadline, &mut trace)
+                            }
+                            Ok(a) => {
+                                job.arrives_stopped = (200..300).contains(&a.status);
+                                Ok(a)
+                            }
+                            other => other,
+                        }
+                    } else {
+                        nova.action(id, &body, ctx.deadline, &mut trace)
+                    };
+                    match answer {
                         Ok(a) if (200..300).contains(&a.status) => {
                             job.step = Step::Submitted;
                             let _ = put(journal, &job);
@@ -1512,12 +1543,17 @@ impl Args {
                         .filter(|m| m.id > job.baseline)
                         .map(|m| m.id)
                         .max();
-                    match progress(&server, &migrations, job.baseline, host, &job.was) {
+                    let want = if job.arrives_stopped {
+                        "SHUTOFF"
+                    } else {
+                        job.was.as_str()
+                    };
+                    match progress(&server, &migrations, job.baseline, host, want) {
                         Progress::Arrived(to) => {
                             job.step = Step::Verified;
-                            job.seconds = job
-                                .submitted_at
-                                .map(|t| super::now_unix().saturating_sub(t) as f64);
+                            job.seconds = job.submitted_at.map(|t| {
+                                ((super::now_unix_f64() - t).max(0.0) * 100.0).round() / 100.0
+                            });
                             job.moved_to = Some(to.clone());
                             let _ = put(journal, &job);
                             self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);

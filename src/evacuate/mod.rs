@@ -32,6 +32,14 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the epoch, to the millisecond.
+pub fn now_unix_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
+        .unwrap_or(0.0)
+}
+
 /// A compute host's name as Nova spells it, checked to be a plain name:
 /// evacuate matches exactly and never searches, so glob and regex
 /// characters (`compute*`, `compute[0-9]`) are refused rather than passed
@@ -108,15 +116,18 @@ pub struct Job {
     /// Seconds from the first call to verified.
     #[serde(default)]
     pub seconds: Option<f64>,
-    /// When the first call was made (unix seconds).
+    /// When the first call was made (unix seconds, to the millisecond).
     #[serde(default)]
-    pub submitted_at: Option<u64>,
+    pub submitted_at: Option<f64>,
     /// Its group: higher groups are moved first, each finished before the next.
     #[serde(default)]
     pub priority: i64,
     /// The host the last call named (None: the scheduler's choice).
     #[serde(default)]
     pub target: Option<String>,
+    /// Evacuated at 2.95: it arrives stopped whatever it was.
+    #[serde(default)]
+    pub arrives_stopped: bool,
 }
 
 /// One host's evacuation in the journal.
@@ -502,6 +513,7 @@ mod tests {
             submitted_at: None,
             priority: 0,
             target: t.map(str::to_string),
+            arrives_stopped: false,
         };
         let r = vec!["r1".to_string(), "r2".to_string()];
         let (a, b) = (job(Some("r1")), job(None));
