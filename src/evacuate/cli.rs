@@ -353,11 +353,12 @@ impl Tool for Args {
             return Err(usage("--tagged", "give KEY or KEY=VALUE"));
         }
         let cloud_cfg = self.os.cloud()?;
-        let cloud = format!(
-            "{} {}",
-            cloud_cfg.auth_url.trim_end_matches('/'),
-            cloud_cfg.source
-        );
+        // Keystone's URL names the cloud, however the credentials were given.
+        let cloud = cloud_cfg
+            .auth_url
+            .trim_end_matches('/')
+            .trim_end_matches("/v3")
+            .to_string();
         let session = self.os.session()?;
         Ok(Prepared {
             input,
@@ -457,7 +458,12 @@ impl Tool for Args {
 type Put<'a> = dyn Fn(&Mutex<&mut Locked<Journal>>, &Job) -> Result<(), String> + 'a;
 
 fn unknown(target: &str, why: impl Into<String>) -> Record {
-    Record::new(CHECK, target, Status::Unknown, why)
+    let mut r = Record::new(CHECK, target, Status::Unknown, why);
+    if target == "state" {
+        // Said on stderr too: the journal is the operator's to mend.
+        r.event = Some("state".into());
+    }
+    r
 }
 
 /// Dead hosts from probe-host verdict records on stdin, and records for

@@ -100,6 +100,39 @@ fn evacuate_refuses_patterns_and_acting_without_its_interlocks() {
 }
 
 #[test]
+fn evacuate_refuses_the_journal_of_another_cloud() {
+    let dir = TempDir::new("evacuate-cloud");
+    let state = dir.write(
+        "e.json",
+        "{\"cloud\": \"http://keystone.other:5000\", \"hosts\": {}, \"history\": []}",
+    );
+    let before = std::fs::read_to_string(&state).expect("journal");
+    let r = run_clean(
+        EVACUATE,
+        &["compute1", "--state", &state],
+        &[
+            ("OS_AUTH_URL", "http://127.0.0.1:9/v3"),
+            ("OS_USERNAME", "u"),
+            ("OS_PASSWORD", "p"),
+            ("OS_PROJECT_NAME", "p"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the journal of another cloud (http://keystone.other:5000)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("another cloud"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("journal"),
+        before,
+        "the journal was changed"
+    );
+}
+
+#[test]
 fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     let _one = crate::keystone::KEYSTONE
         .lock()
