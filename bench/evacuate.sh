@@ -62,16 +62,20 @@ else:
 PY
 boot_ns=$(( $(date +%s%N) - boot_start ))
 
-# compute1's management address in a namespace; its link goes down with it.
+# compute1's management address in a namespace, then blackholed.
 ip netns add "$ns"
 ip link add evb0 type veth peer name evb1
 ip link set evb1 netns "$ns"
 ip addr add 10.231.0.1/24 dev evb0; ip link set evb0 up
 ip -n "$ns" addr add 10.231.0.11/24 dev evb1; ip -n "$ns" link set evb1 up; ip -n "$ns" link set lo up
 printf '[[host]]\nname = "compute1"\naddress = "10.231.0.11"\n' >"$tmp/hosts.toml"
-probe="--hosts $tmp/hosts.toml --state $tmp/verdict.json --openstack --samples 1 --service-down-time ${OS_SERVICE_DOWN_TIME}s --agent-down-time ${OS_AGENT_DOWN_TIME}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10"
+probe="--hosts $tmp/hosts.toml --state $tmp/verdict.json --openstack --samples 1 --service-down-time ${OS_SERVICE_DOWN_TIME}s --agent-down-time ${OS_AGENT_DOWN_TIME}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10 --max-dead-percent 100"
+# (the hosts file holds compute1 alone: one dead host is all of it, which
+# probe-host's own brake would otherwise hold as unknown)
 kill -STOP "$(cat "$OS_PIDS/nova-compute-compute1")" "$(cat "$OS_PIDS/metadata-agent-compute1")"
-ip link set evb0 down
+# Its address now leads to a MAC nobody has: packets are lost silently (a
+# link taken down would drop the route, and another router might answer).
+ip neigh replace 10.231.0.11 lladdr 02:00:00:00:02:31 dev evb0 nud permanent
 ev() {
   target/release/evacuate compute1 --state "$tmp/evacuate.json" --probe "$probe" \
     --fence "true" --fence-status "echo off" --service-down-time "${OS_SERVICE_DOWN_TIME}s" \
