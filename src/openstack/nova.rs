@@ -401,9 +401,7 @@ impl Nova<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Answer, OsError> {
-        let path = format!("/servers/{}/action", query_value(id));
-        let call = Call::with_body(Method::Post, SERVICE, Some(MICROVERSION), &path, action);
-        self.0.send(&call, deadline, trace)
+        self.action_at(id, action, MICROVERSION, deadline, trace)
     }
 
     /// A server action at a chosen microversion (`lock` with a reason
@@ -430,18 +428,7 @@ impl Nova<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Vec<Migration>, OsError> {
-        let mut path = format!("/os-migrations?source_compute={}", query_value(host));
-        if let Some(t) = migration_type {
-            path.push_str(&format!("&migration_type={}", query_value(t)));
-        }
-        self.0.get(
-            SERVICE,
-            Some(MIGRATIONS_MICROVERSION),
-            &path,
-            "migrations",
-            deadline,
-            trace,
-        )
+        self.list_migrations("source_compute", host, migration_type, deadline, trace)
     }
 
     /// The migrations of an instance, of one type (`evacuation`) when given.
@@ -452,7 +439,19 @@ impl Nova<'_> {
         deadline: Instant,
         trace: &mut Vec<TraceStep>,
     ) -> Result<Vec<Migration>, OsError> {
-        let mut path = format!("/os-migrations?instance_uuid={}", query_value(instance));
+        self.list_migrations("instance_uuid", instance, migration_type, deadline, trace)
+    }
+
+    /// `os-migrations` filtered by `key=value` (and a type when given).
+    fn list_migrations(
+        &self,
+        key: &str,
+        value: &str,
+        migration_type: Option<&str>,
+        deadline: Instant,
+        trace: &mut Vec<TraceStep>,
+    ) -> Result<Vec<Migration>, OsError> {
+        let mut path = format!("/os-migrations?{key}={}", query_value(value));
         if let Some(t) = migration_type {
             path.push_str(&format!("&migration_type={}", query_value(t)));
         }

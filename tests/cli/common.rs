@@ -66,7 +66,7 @@ pub fn run_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     execute(cmd, env, started)
 }
 
-fn execute(mut cmd: Command, env: &[(&str, &str)], started: Instant) -> Run {
+pub fn execute(mut cmd: Command, env: &[(&str, &str)], started: Instant) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -591,21 +591,43 @@ impl Stack {
         self.boot(&format!("vd-{host}"), host, &serde_json::json!({}))
     }
 
-    /// Boot server `name` with no network and `metadata` on `host` (the
-    /// fake driver), ACTIVE within a minute; its id.
-    pub fn boot(&self, name: &str, host: &str, metadata: &serde_json::Value) -> String {
-        let script = r#"
+    /// Run `script` under Debian's python3 after a prelude that logs in as
+    /// admin: `t` (the token), `nova` (its URL), `h` (headers at 2.53) and
+    /// `call(url, method, body)`; the script's own arguments are
+    /// `sys.argv[1:]`.
+    fn python(&self, script: &str, args: &[&str]) -> std::process::Output {
+        const PRELUDE: &str = r#"
 import json, sys, time, urllib.request
-ks, pw, image, flavor, name, host, metadata = sys.argv[1:8]
-def call(url, method, body=None, token=None):
-    h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+ks, pw = sys.argv[1:3]
+del sys.argv[1:3]
+def call(url, method="GET", body=None, token=None, mv="2.53"):
+    h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute " + mv}
     if token: h["X-Auth-Token"] = token
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None, headers=h)
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None, headers=h)
     with urllib.request.urlopen(req, timeout=30) as r:
         return r.headers.get("X-Subject-Token"), json.loads(r.read() or b"{}")
 t, body = call(ks + "/auth/tokens", "POST", {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
     "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
 nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
+h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+"#;
+        Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(format!("{PRELUDE}{script}"))
+            .args([
+                self.var("KEYSTONE_URL"),
+                self.var("KEYSTONE_ADMIN_PASSWORD"),
+            ])
+            .args(args)
+            .output()
+            .expect("python3")
+    }
+
+    /// Boot server `name` with no network and `metadata` on `host` (the
+    /// fake driver), ACTIVE within a minute; its id.
+    pub fn boot(&self, name: &str, host: &str, metadata: &serde_json::Value) -> String {
+        let script = r#"
+image, flavor, name, host, metadata = sys.argv[1:6]
 _, s = call(nova + "/servers", "POST", {"server": {"name": name, "imageRef": image, "flavorRef": flavor,
     "networks": "none", "availability_zone": "nova:" + host, "metadata": json.loads(metadata)}}, t)
 sid = s["server"]["id"]
@@ -616,20 +638,16 @@ for _ in range(120):
     time.sleep(0.5)
 print(sid, d["server"]["status"])
 "#;
-        let out = Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                script,
-                self.var("KEYSTONE_URL"),
-                self.var("KEYSTONE_ADMIN_PASSWORD"),
+        let out = self.python(
+            script,
+            &[
                 self.var("OS_IMAGE_ID"),
                 self.var("OS_FLAVOR_ID"),
                 name,
                 host,
                 &metadata.to_string(),
-            ])
-            .output()
-            .expect("python3");
+            ],
+        );
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
             text.trim().ends_with("ACTIVE"),
@@ -642,64 +660,29 @@ print(sid, d["server"]["status"])
     /// Delete servers (best effort: a test's clean-up).
     pub fn delete(&self, ids: &[String]) {
         let script = r#"
-import json, sys, urllib.request
-ks, pw = sys.argv[1:3]
-req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
-    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
-    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
-with urllib.request.urlopen(req, timeout=30) as r:
-    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
-nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
-for sid in sys.argv[3:]:
+for sid in sys.argv[1:]:
     try:
-        urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid, method="DELETE", headers={"X-Auth-Token": t}), timeout=30)
+        urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid, method="DELETE", headers=h), timeout=30)
     except Exception as e:
         print(sid, e)
 "#;
-        let _ = Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                script,
-                self.var("KEYSTONE_URL"),
-                self.var("KEYSTONE_ADMIN_PASSWORD"),
-            ])
-            .args(ids)
-            .status();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let _ = self.python(script, &ids);
     }
 
     /// A server action (`{"os-stop": null}`, `{"os-resetState": {"state":
     /// "error"}}`), then wait up to a minute for `status`.
     pub fn act_on(&self, id: &str, action: &serde_json::Value, status: &str) {
         let script = r#"
-import json, sys, time, urllib.request
-ks, pw, sid, action, want = sys.argv[1:6]
-req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
-    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
-    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
-with urllib.request.urlopen(req, timeout=30) as r:
-    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
-nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
-h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
+sid, action, want = sys.argv[1:4]
 urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid + "/action", method="POST", data=action.encode(), headers=h), timeout=30)
 for _ in range(120):
-    with urllib.request.urlopen(urllib.request.Request(nova + "/servers/" + sid, headers=h), timeout=30) as r:
-        s = json.loads(r.read())["server"]
-    if s["status"] == want and not s.get("OS-EXT-STS:task_state"):
+    _, d = call(nova + "/servers/" + sid, token=t)
+    if d["server"]["status"] == want and not d["server"].get("OS-EXT-STS:task_state"):
         print(want); break
     time.sleep(0.5)
 "#;
-        let out = Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                script,
-                self.var("KEYSTONE_URL"),
-                self.var("KEYSTONE_ADMIN_PASSWORD"),
-                id,
-                &action.to_string(),
-                status,
-            ])
-            .output()
-            .expect("python3");
+        let out = self.python(script, &[id, &action.to_string(), status]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             status,
@@ -711,32 +694,13 @@ for _ in range(120):
     /// Disable (with a reason) or enable `host`'s nova-compute.
     pub fn set_compute(&self, host: &str, reason: Option<&str>) {
         let script = r#"
-import json, sys, urllib.request
-ks, pw, host, reason = sys.argv[1:5]
-req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
-    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
-    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
-with urllib.request.urlopen(req, timeout=30) as r:
-    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
-nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
-h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Version": "compute 2.53"}
-with urllib.request.urlopen(urllib.request.Request(nova + "/os-services?binary=nova-compute&host=" + host, headers=h), timeout=30) as r:
-    sid = json.loads(r.read())["services"][0]["id"]
+host, reason = sys.argv[1:3]
+_, d = call(nova + "/os-services?binary=nova-compute&host=" + host, token=t)
 b = {"status": "disabled", "disabled_reason": reason} if reason else {"status": "enabled"}
-urllib.request.urlopen(urllib.request.Request(nova + "/os-services/" + sid, method="PUT", data=json.dumps(b).encode(), headers=h), timeout=30)
+call(nova + "/os-services/" + d["services"][0]["id"], "PUT", b, t)
 print("ok")
 "#;
-        let out = Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                script,
-                self.var("KEYSTONE_URL"),
-                self.var("KEYSTONE_ADMIN_PASSWORD"),
-                host,
-                reason.unwrap_or(""),
-            ])
-            .output()
-            .expect("python3");
+        let out = self.python(script, &[host, reason.unwrap_or("")]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             "ok",
@@ -748,30 +712,12 @@ print("ok")
     /// How many evacuation migrations Nova has of each of `ids`.
     pub fn evacuations(&self, ids: &[String]) -> Vec<usize> {
         let script = r#"
-import json, sys, urllib.request
-ks, pw = sys.argv[1:3]
-req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
-    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
-    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
-with urllib.request.urlopen(req, timeout=30) as r:
-    t = r.headers.get("X-Subject-Token"); body = json.loads(r.read())
-nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
-for sid in sys.argv[3:]:
-    q = urllib.request.Request(nova + "/os-migrations?migration_type=evacuation&instance_uuid=" + sid,
-        headers={"X-Auth-Token": t, "OpenStack-API-Version": "compute 2.59"})
-    with urllib.request.urlopen(q, timeout=30) as r:
-        print(len(json.loads(r.read())["migrations"]))
+for sid in sys.argv[1:]:
+    _, d = call(nova + "/os-migrations?migration_type=evacuation&instance_uuid=" + sid, token=t, mv="2.59")
+    print(len(d["migrations"]))
 "#;
-        let out = Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                script,
-                self.var("KEYSTONE_URL"),
-                self.var("KEYSTONE_ADMIN_PASSWORD"),
-            ])
-            .args(ids)
-            .output()
-            .expect("python3");
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let out = self.python(script, &ids);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.trim().parse().expect("a count"))

@@ -15,22 +15,12 @@ pub const EVACUATE: &str = env!("CARGO_BIN_EXE_evacuate");
 fn run_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
     let dir = TempDir::new("evacuate-stdin");
     let path = dir.write("in.jsonl", input);
-    let started = Instant::now();
     let mut cmd = Command::new(EVACUATE);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::from(std::fs::File::open(&path).expect("input")));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("evacuate runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    }
+    execute(cmd, env, Instant::now())
 }
 
 fn find<'a>(rs: &'a [Record], target: &str, event: &str) -> &'a Record {
@@ -478,7 +468,7 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     );
 
     // Re-enabling waits for its nova-compute to report again.
-    let reenable = || {
+    let reenable = |t: &str| {
         run_clean(
             EVACUATE,
             &[
@@ -489,25 +479,12 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
                 "--service-down-time",
                 &sdt,
                 "-t",
-                "30",
+                t,
             ],
             &env,
         )
     };
-    let r = run_clean(
-        EVACUATE,
-        &[
-            "--reenable",
-            "compute1",
-            "--state",
-            &state,
-            "--service-down-time",
-            &sdt,
-            "-t",
-            "15",
-        ],
-        &env,
-    );
+    let r = reenable("15");
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("not reporting"), "{}", r.stdout);
     // It comes back: its nova-compute restarted (which cleans up what was
@@ -520,7 +497,7 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     f.revive(1);
     let until = Instant::now() + Duration::from_secs(120);
     loop {
-        let r = reenable();
+        let r = reenable("30");
         if r.code == 0 {
             assert!(
                 r.stdout.contains("force-down unset and enabled"),
