@@ -34,6 +34,8 @@ Examples:
       --fence 'ipmitool -I lanplus -H {host}-ipmi -U admin -E chassis power off' \\
       --fence-status 'ipmitool -I lanplus -H {host}-ipmi -U admin -E chassis power status'
   probe-host --verdict --openstack --hypervisors --state v.json | evacuate --execute --state e.json --probe '...' --fence '...' --fence-status '...'
+  evacuate compute1 --tagged HA_Enabled=True --priority-key ha_priority --reserved compute9 \
+      --recovery rh_priority --stop-evacuated           # masakari's choices, planned
   evacuate --reenable compute1 --state /var/lib/skyprobe/evacuate.json   # after repair
 
 A host is evacuated only when every interlock holds: Nova shows its nova-compute down or
