@@ -23,7 +23,7 @@ complete -c probe-host -s M -l mismatch -d 'State when the answer lacks the -e t
 complete -c probe-host -s q -l quit -d 'Text to send before closing (check_tcp -q)' -r
 complete -c probe-host -s r -l refuse -d 'State of a refused port' -r
 complete -c probe-host -s D -l certificate -d 'With -S: minimum days left on the certificate chain, WARN[,CRIT]' -r
-complete -c probe-host -l ca-file -d 'With -S: trust only the CA certificates in this PEM file' -r -F
+complete -c probe-host -l ca-file -d 'With -S: trust only the CA certificates in this PEM file (without it, the system\'s bundle /etc/ssl/certs/ca-certificates.crt, or Mozilla\'s roots when there is none)' -r -F
 complete -c probe-host -l max-bytes -d 'Read at most this many bytes of each answer' -r
 complete -c probe-host -l in-flight -d 'TCP connects in flight at most [default: all at once, within the open-file limit, whose soft value is raised to the hard one as needed]' -r
 complete -c probe-host -l table -d 'The decision table (TOML [[rule]] with when, verdict, why) [default: the shipped table, in the man page and examples/verdict-table.toml]' -r -F

@@ -222,7 +222,9 @@ pub struct Args {
     )]
     pub certificate: Option<String>,
 
-    /// With -S: trust only the CA certificates in this PEM file.
+    /// With -S: trust only the CA certificates in this PEM file (without
+    /// it, the system's bundle /etc/ssl/certs/ca-certificates.crt, or
+    /// Mozilla's roots when there is none).
     #[arg(long, value_name = "FILE", requires = "ssl")]
     pub ca_file: Option<PathBuf>,
 
@@ -613,7 +615,7 @@ impl Tool for Args {
             }
         };
         let tls = if self.ssl {
-            Some(if self.insecure {
+            let trust = if self.insecure {
                 Trust::Nothing
             } else if let Some(path) = &self.ca_file {
                 let pem = crate::files::read_bounded(path, 4 * 1024 * 1024)
@@ -622,8 +624,11 @@ impl Tool for Args {
                     .map_err(|e| usage(&format!("--ca-file {}", path.display()), e))?;
                 Trust::Roots(Arc::new(roots))
             } else {
-                Trust::Roots(Arc::new(crate::net::tls::builtin_roots()))
-            })
+                Trust::Roots(Arc::new(crate::net::tls::system_roots()))
+            };
+            let config = crate::net::tls::client_config(&trust, &[])
+                .map_err(|e| usage("-S", format!("TLS setup: {e}")))?;
+            Some(Arc::new(config))
         } else {
             None
         };

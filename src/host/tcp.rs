@@ -8,13 +8,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::net::cert::{first_to_expire, CertInfo};
-use crate::net::tls::{self, Trust};
+use crate::net::tls;
 
 /// What to say and expect on each open port.
 #[derive(Debug, Clone, Default)]
 pub struct Dialog {
-    /// Shake hands with TLS first, trusting this (`-S`).
-    pub tls: Option<Trust>,
+    /// Shake hands with TLS first, with this configuration (`-S`): made
+    /// once per run, so a chain many hosts present is verified once.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Bytes to send once connected (`-s`).
     pub send: Option<Vec<u8>>,
     /// Texts the answer must contain (`-e`).
@@ -109,7 +110,12 @@ pub fn speak(
     let _ = stream.set_read_timeout(Some(left));
     let _ = stream.set_write_timeout(Some(left));
     match &dialog.tls {
-        Some(trust) => match tls::handshake(&mut stream, server_name, trust, &[], deadline) {
+        Some(config) => match tls::handshake_with(
+            &mut stream,
+            server_name,
+            std::sync::Arc::clone(config),
+            deadline,
+        ) {
             Ok(hs) => {
                 spoken.tls = Some((hs.version, hs.chain));
                 let mut channel = Tls {

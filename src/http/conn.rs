@@ -2,20 +2,11 @@
 //! connector traits, hence the `~3.5` pin): they time every phase of a probe
 //! and keep the peer's certificate chain, without forking the crate.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, Resumption, WebPkiServerVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme,
-    StreamOwned,
-};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport, TransportAdapter,
@@ -335,96 +326,20 @@ fn failure_words(failed: &[crate::net::Failed]) -> String {
         .join("; ")
 }
 
-/// TLS handshake with rustls, timed; keeps the chain and why verification failed.
+/// TLS handshake through `net::tls`, timed; keeps the chain and why
+/// verification failed.
 #[derive(Debug)]
 pub struct TlsStep {
     /// Where the timing goes.
     pub recorder: Recorder,
     /// The round's TLS state (its session stores).
     pub round: Arc<crate::http::TlsRound>,
-    /// The client configuration (with a [`RecordingVerifier`]).
+    /// The client configuration (with a `net::tls::Verifier`).
     pub config: Arc<ClientConfig>,
     /// Server name to send and verify instead of the URL's host.
     pub sni: Option<String>,
     /// Resume a session this round already made with the same origin.
     pub resume: bool,
-}
-
-thread_local! {
-    /// The recorder of the handshake running on this thread. The verifier is
-    /// one object shared by every probe with the same TLS settings (rustls
-    /// resumes a session only under the verifier that made it); what it
-    /// records belongs to the probe whose handshake calls it, always on the
-    /// calling thread.
-    static HANDSHAKE: RefCell<Option<Recorder>> = const { RefCell::new(None) };
-}
-
-/// Marks this thread's handshake as the given probe's until dropped.
-struct HandshakeScope;
-
-impl HandshakeScope {
-    fn enter(recorder: &Recorder) -> HandshakeScope {
-        HANDSHAKE.with(|h| *h.borrow_mut() = Some(recorder.clone()));
-        HandshakeScope
-    }
-}
-
-impl Drop for HandshakeScope {
-    fn drop(&mut self) {
-        HANDSHAKE.with(|h| *h.borrow_mut() = None);
-    }
-}
-
-/// Run `f` on the recorder of the handshake in progress on this thread.
-fn with_handshake(f: impl FnOnce(&mut Phases)) {
-    HANDSHAKE.with(|h| {
-        if let Some(r) = h.borrow().as_ref() {
-            f(&mut r.lock());
-        }
-    });
-}
-
-/// Origins with sessions kept at most; past that the sessions start over
-/// (a fleet usually has a handful of origins).
-const SESSION_ORIGINS: usize = 256;
-
-/// Where a session may be offered again: the same TLS settings, server
-/// name and port, and the same address connected to. Another port of the
-/// host, or another backend reached with `--connect-to`, makes its own
-/// full handshake and shows its own certificate.
-type Origin = (usize, String, u16, Option<SocketAddr>);
-
-/// One origin's configuration: the shared one plus a session store of its own.
-type OriginConfigs = HashMap<Origin, (Arc<ClientConfig>, Arc<ClientConfig>)>;
-
-/// A round's session stores, one per origin (see [`crate::http::TlsRound`]).
-#[derive(Debug, Default)]
-pub struct OriginSessions(Mutex<OriginConfigs>);
-
-/// `config` with the session store of an origin, made on first use.
-fn for_origin(
-    round: &crate::http::TlsRound,
-    config: &Arc<ClientConfig>,
-    host: &str,
-    port: u16,
-    peer: Option<SocketAddr>,
-) -> Arc<ClientConfig> {
-    let key = (Arc::as_ptr(config) as usize, host.to_string(), port, peer);
-    let mut map: MutexGuard<'_, OriginConfigs> =
-        round.origins.0.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, origin)) = map.get(&key) {
-        return Arc::clone(origin);
-    }
-    if map.len() >= SESSION_ORIGINS {
-        map.clear();
-    }
-    let mut own = ClientConfig::clone(config);
-    own.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(4)));
-    let own = Arc::new(own);
-    // The shared configuration is kept alive with it, so its address (in
-    // the key) cannot be reused by another while the entry exists.
-    map.insert(key, (Arc::clone(config), Arc::clone(&own)));
-    own
 }
 
 impl Connector<Box<dyn Transport>> for TlsStep {
@@ -435,6 +350,7 @@ impl Connector<Box<dyn Transport>> for TlsStep {
         details: &ConnectionDetails,
         chained: Option<Box<dyn Transport>>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
+        use crate::net::tls::{self, TlsFailure};
         let Some(transport) = chained else {
             return Ok(None);
         };
@@ -453,21 +369,20 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                 detail,
             });
         };
-        let name = match ServerName::try_from(host.clone()) {
-            Ok(n) => n,
-            Err(_) => {
-                fail(format!("{host:?} is not a valid TLS server name"));
-                return Err(ureq::Error::Tls("invalid TLS server name"));
-            }
+        let Ok(name) = tls::server_name(&host) else {
+            fail(format!("{host:?} is not a valid TLS server name"));
+            return Err(ureq::Error::Tls("invalid TLS server name"));
         };
         let config = if self.resume {
             let port = details.uri.port_u16().unwrap_or(443);
             let peer = self.recorder.lock().peer;
-            for_origin(&self.round, &self.config, &host, port, peer)
+            self.round
+                .sessions
+                .for_origin(&self.config, &host, port, peer)
         } else {
             Arc::clone(&self.config)
         };
-        let mut conn = match ClientConnection::new(config, name) {
+        let conn = match ClientConnection::new(config, name) {
             Ok(c) => c,
             Err(e) => {
                 fail(e.to_string());
@@ -475,50 +390,40 @@ impl Connector<Box<dyn Transport>> for TlsStep {
             }
         };
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
+        // ureq's own timeout carries the deadline to every read and write.
         sock.set_timeout(details.timeout);
-        let scope = HandshakeScope::enter(&self.recorder);
-        while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut sock) {
-                let verify = self.recorder.lock().verify_error.clone();
-                let timed_out = matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                );
-                let detail = match verify {
-                    Some(v) => format!("certificate verification failed: {v}"),
-                    None if timed_out => "handshake timed out".to_string(),
-                    None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        let hs = match tls::complete(conn, &mut sock, |_| true, start) {
+            Ok(hs) => hs,
+            Err(failed) => {
+                let detail = match &failed.failure {
+                    TlsFailure::Verify(v) => format!("certificate verification failed: {v}"),
+                    TlsFailure::Timeout => "handshake timed out".to_string(),
+                    TlsFailure::Closed => {
                         "server closed the connection during the handshake".to_string()
                     }
-                    None => e.to_string(),
+                    TlsFailure::Protocol(w) => w.clone(),
+                    TlsFailure::BadName => format!("{host:?} is not a valid TLS server name"),
                 };
-                fail(detail);
-                return Err(if timed_out {
-                    ureq::Error::Timeout(ureq::Timeout::Connect)
-                } else {
-                    ureq::Error::Io(e)
+                {
+                    let mut rec = self.recorder.lock();
+                    rec.chain = failed.chain;
+                    if let TlsFailure::Verify(v) = &failed.failure {
+                        rec.verify_error = Some(v.clone());
+                    }
+                }
+                fail(detail.clone());
+                return Err(match failed.failure {
+                    TlsFailure::Timeout => ureq::Error::Timeout(ureq::Timeout::Connect),
+                    _ => ureq::Error::Io(std::io::Error::other(detail)),
                 });
             }
-        }
-        drop(scope);
-        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-        // A resumed handshake presents no certificate: the chain is the one
-        // verified by the full handshake that made the session, this round.
-        let chain = if resumed {
-            conn.peer_certificates().map(chain_of)
-        } else {
-            None
         };
         {
             let mut rec = self.recorder.lock();
-            rec.tls_resumed = resumed;
-            if let Some(chain) = chain {
-                rec.chain = chain;
-            }
-            rec.tls_version = conn.protocol_version().map(|v| format!("{v:?}"));
-            rec.tls_cipher = conn
-                .negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()));
+            rec.tls_resumed = hs.resumed;
+            rec.chain = hs.chain;
+            rec.tls_version = Some(hs.version).filter(|v| !v.is_empty());
+            rec.tls_cipher = Some(hs.cipher).filter(|c| !c.is_empty());
             rec.tls = Some(Phase {
                 took: start.elapsed(),
                 ok: true,
@@ -526,7 +431,7 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                     "{} {}{}",
                     rec.tls_version.as_deref().unwrap_or("?"),
                     rec.tls_cipher.as_deref().unwrap_or("?"),
-                    if resumed { ", session resumed" } else { "" }
+                    if hs.resumed { ", session resumed" } else { "" }
                 ),
             });
         }
@@ -535,7 +440,10 @@ impl Connector<Box<dyn Transport>> for TlsStep {
                 details.config.input_buffer_size(),
                 details.config.output_buffer_size(),
             ),
-            stream: StreamOwned { conn, sock },
+            stream: StreamOwned {
+                conn: hs.conn,
+                sock,
+            },
         })))
     }
 }
@@ -708,161 +616,5 @@ impl Transport for TimedTransport {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
-    }
-}
-
-/// A WebPKI verifier (its trusted roots) with a number no other set of
-/// roots in this process ever gets: what a verified chain is remembered
-/// under (an address could be reused by the next round's roots).
-#[derive(Debug, Clone)]
-pub struct Roots {
-    verifier: Arc<WebPkiServerVerifier>,
-    id: u64,
-}
-
-impl Roots {
-    /// Number these roots.
-    pub fn new(verifier: Arc<WebPkiServerVerifier>) -> Roots {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Roots {
-            verifier,
-            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        }
-    }
-}
-
-/// Verifies like rustls' WebPKI verifier (or not at all with `--insecure`),
-/// but first records the presented chain, and records why it failed, in
-/// the recorder of the handshake running on the calling thread.
-#[derive(Debug)]
-pub struct RecordingVerifier {
-    /// The real verifier; `None` with `--insecure`.
-    pub inner: Option<Roots>,
-    /// The crypto provider (for signature checks when `inner` is `None`).
-    pub provider: Arc<CryptoProvider>,
-    /// Chains this verifier verified (it lives as long as its round's
-    /// configuration), with the second until which the answer holds (the
-    /// earliest expiry in the chain) and the parsed chain.
-    pub memo: Mutex<ChainMemo>,
-}
-
-impl RecordingVerifier {
-    fn memo_id(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |r| r.id)
-    }
-}
-
-/// The parsed chain of a resumed session (rustls keeps the certificates
-/// the full handshake verified with the session).
-fn chain_of(certs: &[CertificateDer<'_>]) -> Vec<CertInfo> {
-    certs.iter().filter_map(|c| cert_info(c.as_ref())).collect()
-}
-
-/// What identifies one chain verification: the verifier (its roots), the
-/// name asked for, and every certificate's bytes (compared whole, never
-/// by a hash that could collide).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChainKey {
-    verifier: u64,
-    name: String,
-    certs: Vec<Vec<u8>>,
-}
-
-impl ChainKey {
-    fn new(
-        verifier: u64,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-    ) -> ChainKey {
-        ChainKey {
-            verifier,
-            name: server_name.to_str().into_owned(),
-            certs: std::iter::once(end_entity)
-                .chain(intermediates.iter())
-                .map(|c| c.as_ref().to_vec())
-                .collect(),
-        }
-    }
-}
-
-/// Chains remembered at most (a fleet of thousands of targets usually
-/// presents a handful of chains); past that the memo starts over.
-const VERIFIED_CHAINS: usize = 256;
-
-/// Verified chains by what identifies a verification.
-pub type ChainMemo = std::collections::HashMap<ChainKey, (i64, Vec<CertInfo>)>;
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let key = ChainKey::new(self.memo_id(), end_entity, intermediates, server_name);
-        // A chain this process already verified for this name with these
-        // roots, and still inside every certificate's validity: the answer
-        // cannot have changed. The handshake's own signature is still
-        // checked, every time, in verify_tls1*_signature.
-        if let Some((until, chain)) = self
-            .memo
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if i64::try_from(now.as_secs()).unwrap_or(i64::MAX) < *until {
-                let chain = chain.clone();
-                with_handshake(|p| p.chain = chain);
-                return Ok(ServerCertVerified::assertion());
-            }
-        }
-        let chain: Vec<CertInfo> = crate::net::cert::chain_facts(end_entity, intermediates);
-        with_handshake(|p| p.chain = chain.clone());
-        let Some(inner) = &self.inner else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        let verified = inner
-            .verifier
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .inspect_err(|e| {
-                with_handshake(|p| p.verify_error = Some(crate::net::tls::verify_error_text(e)));
-            })?;
-        // Only a chain whose every certificate was understood is remembered.
-        if chain.len() == 1 + intermediates.len() {
-            let until = chain.iter().map(|c| c.not_after).min().unwrap_or(0);
-            let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
-            if memo.len() >= VERIFIED_CHAINS {
-                memo.clear();
-            }
-            memo.insert(key, (until, chain));
-        }
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::net::tls::handshake_signature(&self.provider, false, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::net::tls::handshake_signature(&self.provider, true, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

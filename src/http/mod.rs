@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
@@ -301,9 +300,9 @@ pub fn tls_config(tls: &TlsOptions, round: &TlsRound) -> Result<Arc<ClientConfig
     } else if cached.is_some() {
         cached
     } else {
-        let mut roots = RootCertStore::empty();
-        match &tls.ca_file {
+        let roots = match &tls.ca_file {
             Some(path) => {
+                let mut roots = RootCertStore::empty();
                 let certs = read_certs(path, "--ca-file")?;
                 let (added, _) = roots.add_parsable_certificates(certs);
                 if added == 0 {
@@ -312,24 +311,12 @@ pub fn tls_config(tls: &TlsOptions, round: &TlsRound) -> Result<Arc<ClientConfig
                         path.display()
                     )));
                 }
+                roots
             }
-            None => {
-                // The system's bundle first (it has the operator's own CAs),
-                // Mozilla's roots when there is none.
-                let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
-                let loaded = CertificateDer::pem_file_iter(system)
-                    .map(|it| roots.add_parsable_certificates(it.flatten()).0)
-                    .unwrap_or(0);
-                if loaded == 0 {
-                    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                }
-            }
-        }
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                .build()
-                .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
-        let roots = conn::Roots::new(verifier);
+            None => crate::net::tls::system_roots(),
+        };
+        let roots = crate::net::tls::Roots::new(Arc::new(roots), Arc::clone(&provider))
+            .map_err(|e| UsageError::new(format!("TLS setup: {e}")))?;
         round
             .roots
             .lock()
@@ -337,11 +324,7 @@ pub fn tls_config(tls: &TlsOptions, round: &TlsRound) -> Result<Arc<ClientConfig
             .insert(tls.ca_file.clone(), roots.clone());
         Some(roots)
     };
-    let verifier = Arc::new(conn::RecordingVerifier {
-        inner,
-        provider: Arc::clone(&provider),
-        memo: Default::default(),
-    });
+    let verifier = Arc::new(crate::net::tls::Verifier::new(inner, Arc::clone(&provider)));
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -373,7 +356,7 @@ pub fn tls_config(tls: &TlsOptions, round: &TlsRound) -> Result<Arc<ClientConfig
         (None, None) => builder.with_no_client_auth(),
     };
     let mut config = config;
-    // Sessions are kept per origin and per round (conn::TlsStep), never in
+    // Sessions are kept per origin and per round (TlsRound::sessions), never in
     // the shared configuration itself.
     config.resumption = rustls::client::Resumption::disabled();
     let config = Arc::new(config);
@@ -406,7 +389,7 @@ impl TlsOptions {
     }
 }
 
-type VerifierCache = std::collections::HashMap<Option<PathBuf>, conn::Roots>;
+type VerifierCache = std::collections::HashMap<Option<PathBuf>, crate::net::tls::Roots>;
 
 /// What one round keeps of TLS, owned by the round's context (never by the
 /// process): so each round verifies every origin's certificate again by a
@@ -422,7 +405,7 @@ pub struct TlsRound {
     /// costs milliseconds, paid once per round rather than once per target.
     roots: std::sync::Mutex<VerifierCache>,
     /// Session stores per origin.
-    pub(crate) origins: conn::OriginSessions,
+    pub(crate) sessions: crate::net::tls::Sessions,
 }
 
 fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
