@@ -1,5 +1,5 @@
 complete -c probe-host -s H -l host -d 'Host name or address to probe (repeatable)' -r
-complete -c probe-host -l hosts -d 'File of hosts: one name or address per line, or TOML ([[host]] with name, address, ports, labels)' -r -F
+complete -c probe-host -l hosts -d 'File of hosts: one name or address per line, or TOML ([[host]] with name, address, ports, labels, icmp)' -r -F
 complete -c probe-host -s p -l port -d 'TCP ports to connect to on every host: 22,111,16509 and ranges 8000-8010 (repeatable)' -r
 complete -c probe-host -s n -l packets -d 'ICMP echoes per address' -r
 complete -c probe-host -s i -l interval -d 'Least time between any two echoes sent, to any host (fping -i)' -r
@@ -20,6 +20,7 @@ complete -c probe-host -s m -l min-alive -d 'At least N of a host\'s addresses m
 complete -c probe-host -s s -l send -d 'Text to send on each open port (check_tcp -s)' -r
 complete -c probe-host -s e -l expect -d 'Text the port\'s answer must contain (repeatable; any one, or all with -A)' -r
 complete -c probe-host -s M -l mismatch -d 'State when the answer lacks the -e text' -r
+complete -c probe-host -s d -l delay -d 'Wait this long after -s before reading the answer (check_tcp -d; seconds, or 500ms). The deadline still holds' -r
 complete -c probe-host -s q -l quit -d 'Text to send before closing (check_tcp -q)' -r
 complete -c probe-host -s r -l refuse -d 'State of a refused port' -r
 complete -c probe-host -s D -l certificate -d 'With -S: minimum days left on the certificate chain, WARN[,CRIT]' -r

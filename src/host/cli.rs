@@ -89,7 +89,7 @@ pub struct Args {
     pub hosts: Vec<String>,
 
     /// File of hosts: one name or address per line, or TOML ([[host]] with name,
-    /// address, ports, labels).
+    /// address, ports, labels, icmp).
     #[arg(long = "hosts", value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,
 
@@ -199,6 +199,12 @@ pub struct Args {
     #[arg(short = 'M', long = "mismatch", value_name = "STATE", default_value = "warning",
           value_parser = crate::cli::parse_status)]
     pub mismatch: Status,
+
+    /// Wait this long after -s before reading the answer (check_tcp -d;
+    /// seconds, or 500ms). The deadline still holds.
+    #[arg(short = 'd', long = "delay", value_name = "DURATION", requires = "send",
+          value_parser = crate::units::parse_duration)]
+    pub delay: Option<Duration>,
 
     /// Text to send before closing (check_tcp -q).
     #[arg(short = 'q', long = "quit", value_name = "TEXT")]
@@ -635,6 +641,7 @@ impl Tool for Args {
         let dialog = Dialog {
             tls,
             send: self.text("-s", &self.send)?,
+            delay: self.delay,
             expect: self.expect.iter().map(|e| e.clone().into_bytes()).collect(),
             expect_all: self.expect_all,
             quit: self.text("-q", &self.quit)?,
@@ -731,7 +738,7 @@ impl Args {
             .map(|h| ProbeSpec {
                 address: h.address.clone(),
                 ports: h.ports.clone().unwrap_or_else(|| run.ports.clone()),
-                icmp: run.icmp,
+                icmp: h.icmp.unwrap_or(run.icmp),
             })
             .collect();
         let probed = self.probe(run, ctx, &specs, ctx.deadline);
@@ -745,6 +752,7 @@ impl Args {
                 resolve,
                 &probed.addrs[i],
                 &specs[i].ports,
+                specs[i].icmp,
                 &probed.echoes,
                 &probed.ports,
                 started,
@@ -937,6 +945,7 @@ impl Args {
         resolve: Option<&Resolved>,
         addrs: &[IpAddr],
         ports: &[u16],
+        icmp: bool,
         echoes: &BTreeMap<IpAddr, Echoes>,
         ports_by: &BTreeMap<SocketAddr, PortResult>,
         started: Instant,
@@ -989,7 +998,7 @@ impl Args {
             "addresses",
             addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         );
-        if !run.icmp && ports.is_empty() {
+        if !icmp && ports.is_empty() {
             // `ports = []` in the hosts file while -p is given: nothing
             // was probed, so nothing may be called OK.
             record.status = Status::Unknown;
@@ -1012,7 +1021,7 @@ impl Args {
             let mut status = Status::Ok;
             let mut alive = false;
             let mut parts: Vec<String> = Vec::new();
-            if run.icmp {
+            if icmp {
                 if let Some(e) = echoes.get(ip) {
                     let (s, said, is_alive, detail) =
                         self.icmp_part(run, ctx, e, &prefix(ip), &mut record);

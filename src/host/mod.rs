@@ -72,6 +72,9 @@ pub struct HostSpec {
     pub cluster_node: Option<String>,
     /// Its BMC's address, for `--bmc-command`'s `{bmc}`.
     pub bmc: Option<String>,
+    /// ICMP echo for this host or not (`icmp = false` in the hosts file),
+    /// whatever `--icmp` says for the rest.
+    pub icmp: Option<bool>,
 }
 
 impl HostSpec {
@@ -86,6 +89,7 @@ impl HostSpec {
             service_host: None,
             cluster_node: None,
             bmc: None,
+            icmp: None,
         }
     }
 
@@ -123,6 +127,7 @@ struct HostEntry {
     nova_host: Option<String>,
     cluster_node: Option<String>,
     bmc: Option<String>,
+    icmp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +214,7 @@ pub fn read_hosts(path: &Path) -> Result<Vec<HostSpec>, UsageError> {
             service_host: entry.nova_host,
             cluster_node: entry.cluster_node,
             bmc: entry.bmc,
+            icmp: entry.icmp,
         });
     }
     if hosts.is_empty() {

@@ -18,6 +18,8 @@ pub struct Dialog {
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Bytes to send once connected (`-s`).
     pub send: Option<Vec<u8>>,
+    /// How long to wait after sending before reading (`-d`).
+    pub delay: Option<Duration>,
     /// Texts the answer must contain (`-e`).
     pub expect: Vec<Vec<u8>>,
     /// Every expected text, not any one (`-A`).
@@ -148,6 +150,11 @@ fn converse(channel: &mut dyn Channel, dialog: &Dialog, deadline: Instant, spoke
         if let Err(e) = channel.send(send) {
             spoken.error = Some(format!("send failed: {}", io_words(&e)));
             return;
+        }
+        if let Some(delay) = dialog.delay {
+            // check_tcp -d: give a slow service time to answer the text
+            // before its first bytes are judged; never past the deadline.
+            std::thread::sleep(delay.min(deadline.saturating_duration_since(Instant::now())));
         }
     }
     if !dialog.expect.is_empty() {
@@ -305,6 +312,44 @@ mod tests {
         assert_eq!(
             spoken.error.as_deref(),
             Some("no answer before the deadline")
+        );
+    }
+
+    #[test]
+    fn a_delay_after_sending_reads_what_came_in_the_meantime() {
+        // The service answers in two parts 200 ms apart; -e is met by the
+        // first. Without -d the answer is the first part; with -d 500ms it
+        // is both, and a delay longer than the deadline stops at it.
+        let two_parts = || {
+            server(|mut s| {
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"+OK one\r\n");
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = s.write_all(b"+OK two\r\n");
+                std::thread::sleep(Duration::from_millis(500));
+            })
+        };
+        let mut d = dialog(&["+OK"], false);
+        d.send = Some(b"HELLO\r\n".to_vec());
+        let soon = || Instant::now() + Duration::from_secs(5);
+        let connect = |addr| TcpStream::connect(addr).expect("c");
+        let spoken = speak(connect(two_parts()), "127.0.0.1", &d, soon());
+        assert_eq!(spoken.answer, b"+OK one\r\n");
+        d.delay = Some(Duration::from_millis(500));
+        let spoken = speak(connect(two_parts()), "127.0.0.1", &d, soon());
+        assert_eq!(spoken.answer, b"+OK one\r\n+OK two\r\n");
+        assert!(spoken.took >= Duration::from_millis(500), "{spoken:?}");
+        d.delay = Some(Duration::from_secs(30));
+        let spoken = speak(
+            connect(two_parts()),
+            "127.0.0.1",
+            &d,
+            Instant::now() + Duration::from_millis(300),
+        );
+        assert!(
+            spoken.took < Duration::from_secs(5),
+            "the deadline holds: {spoken:?}"
         );
     }
 }

@@ -108,6 +108,26 @@ fn a_hosts_file_of_many_loopback_hosts_comes_back_in_input_order() {
     assert_eq!(r.name, "compute-1");
     assert_eq!(r.labels.get("az").map(String::as_str), Some("zone-a"));
     assert_eq!(r.labels.get("dc").map(String::as_str), Some("one"));
+    // `icmp` per host: left out for one under --icmp, added for one under -p.
+    let toggled = dir.write(
+        "icmp.toml",
+        "[[host]]\nname = \"quiet\"\naddress = \"127.0.0.1\"\nicmp = false\n\
+         [[host]]\nname = \"pinged\"\naddress = \"127.0.0.2\"\nicmp = true\n",
+    );
+    let run = crate::common::run(PROBE_HOST, &["--hosts", &toggled, "-p", &port, "--icmp"]);
+    let records = run.records();
+    assert_eq!(records.len(), 2, "{}{}", run.stdout, run.stderr);
+    assert!(records[0].details.get("icmp").is_none(), "{:?}", records[0]);
+    assert!(records[1].details.get("icmp").is_some(), "{:?}", records[1]);
+    let run = crate::common::run(PROBE_HOST, &["--hosts", &toggled, "-p", &port]);
+    let records = run.records();
+    assert!(records[0].details.get("icmp").is_none(), "{:?}", records[0]);
+    assert!(records[1].details.get("icmp").is_some(), "{:?}", records[1]);
+    assert!(
+        records[1].summary.contains("tcp"),
+        "ports and ICMP both: {}",
+        records[1].summary
+    );
     // A host given no ports while others have -p: nothing probed is UNKNOWN, not OK.
     let empty = dir.write(
         "empty.toml",
