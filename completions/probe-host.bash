@@ -23,7 +23,7 @@ _probe__host() {
 
     case "${cmd}" in
         probe__host)
-            opts="-H -4 -6 -p -n -i -I -b -w -c -m -s -e -A -M -d -q -r -S -D -E -j -t -v -h -V --host --hosts --all-addresses --port --icmp --packets --interval --target-interval --icmp-wait --size --icmp-socket --warning --critical --connect-warning --connect-critical --jitter --mos --score --min-alive --send --expect --all --mismatch --delay --quit --refuse --ssl --certificate --ca-file --insecure --escape --jail --max-bytes --per-port --in-flight --verdict --table --network --management-network --hypervisors --openstack --skip --service-down-time --agent-down-time --instance-port --instance-network --instances-max --pacemaker --crm-mon --bmc-command --peer-records --peer-max-age --control --control-min --samples --cliff --cliff-runs --max-dead --max-dead-percent --max-dead-per-zone --max-dead-per-aggregate --state --probe-timeout --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-H -4 -6 -p -n -i -I -b -w -c -m -s -e -A -M -d -q -r -S -D -E -j -t -v -h -V --host --hosts --all-addresses --port --icmp --packets --interval --target-interval --icmp-wait --size --icmp-socket --warning --critical --connect-warning --connect-critical --jitter --mos --score --min-alive --min-alive-hosts --group --send --expect --all --mismatch --delay --quit --refuse --ssl --certificate --ca-file --insecure --escape --jail --max-bytes --per-port --in-flight --verdict --table --network --management-network --hypervisors --openstack --skip --service-down-time --agent-down-time --instance-port --instance-network --instances-max --pacemaker --crm-mon --bmc-command --peer-records --peer-max-age --control --control-min --samples --cliff --cliff-runs --max-dead --max-dead-percent --max-dead-per-zone --max-dead-per-aggregate --state --probe-timeout --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +130,14 @@ _probe__host() {
                     return 0
                     ;;
                 -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-alive-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

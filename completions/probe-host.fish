@@ -17,6 +17,8 @@ complete -c probe-host -l jitter -d 'ICMP jitter limits in ms, WARN,CRIT (alert 
 complete -c probe-host -l mos -d 'ICMP mean opinion score limits, WARN,CRIT (alert below; 1-5)' -r
 complete -c probe-host -l score -d 'ICMP score (the E-model\'s R, 0-100) limits, WARN,CRIT (alert below)' -r
 complete -c probe-host -s m -l min-alive -d 'At least N of a host\'s addresses must be alive (implies --all-addresses)' -r
+complete -c probe-host -l min-alive-hosts -d 'At least N of the hosts must be alive (check_icmp -m over several -H): one record for the whole group, each host in its trace and details, instead of one record per host' -r
+complete -c probe-host -l group -d 'The group\'s name in its record (with --min-alive-hosts)' -r
 complete -c probe-host -s s -l send -d 'Text to send on each open port (check_tcp -s)' -r
 complete -c probe-host -s e -l expect -d 'Text the port\'s answer must contain (repeatable; any one, or all with -A)' -r
 complete -c probe-host -s M -l mismatch -d 'State when the answer lacks the -e text' -r

@@ -183,6 +183,22 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub min_alive: Option<u16>,
 
+    /// At least N of the hosts must be alive (check_icmp -m over several -H):
+    /// one record for the whole group, each host in its trace and details,
+    /// instead of one record per host.
+    #[arg(long = "min-alive-hosts", value_name = "N", conflicts_with = "per_port",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_alive_hosts: Option<u32>,
+
+    /// The group's name in its record (with --min-alive-hosts).
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        default_value = "hosts",
+        requires = "min_alive_hosts"
+    )]
+    pub group: String,
+
     /// Text to send on each open port (check_tcp -s).
     #[arg(short = 's', long = "send", value_name = "TEXT")]
     pub send: Option<String>,
@@ -442,6 +458,8 @@ pub struct Run {
     cert_days: Option<(f64, Option<f64>)>,
     dialog: Dialog,
     min_alive: Option<usize>,
+    /// `--min-alive-hosts` and `--group`.
+    group: Option<(usize, String)>,
     verdict: Option<judge::VerdictRun>,
 }
 
@@ -452,6 +470,81 @@ struct IcmpLimits {
     jitter: Thresholds,
     mos: Thresholds,
     score: Thresholds,
+}
+
+/// One record for a group of hosts (`--min-alive-hosts N`), as check_icmp
+/// judges several -H with -m: the N-th best host's state, and CRITICAL when
+/// fewer than N answered at all. Each host is a step of its trace, its
+/// record in `details.hosts`, its metrics under its name.
+fn group_record(name: &str, need: usize, hosts: Vec<Record>, started: Instant) -> Record {
+    let alive = |r: &Record| {
+        r.details
+            .get("alive_addresses")
+            .and_then(serde_json::Value::as_u64)
+            .is_some_and(|n| n > 0)
+    };
+    let alive_count = hosts.iter().filter(|r| alive(r)).count();
+    let mut states: Vec<Status> = hosts.iter().map(|r| r.status).collect();
+    states.sort();
+    let status = if alive_count < need {
+        Status::Critical
+    } else {
+        states.get(need - 1).copied().unwrap_or(Status::Critical)
+    };
+    let down: Vec<&str> = hosts
+        .iter()
+        .filter(|r| !alive(r))
+        .map(|r| r.name.as_str())
+        .collect();
+    let mut summary = format!("{alive_count} of {} hosts alive, need {need}", hosts.len());
+    if !down.is_empty() {
+        let shown: Vec<&str> = down.iter().take(10).copied().collect();
+        summary.push_str(&format!("; not alive: {}", shown.join(", ")));
+        if down.len() > shown.len() {
+            summary.push_str(&format!(" and {} more", down.len() - shown.len()));
+        }
+    }
+    let mut record = Record::new(CHECK, name, status, summary);
+    record.name = name.to_string();
+    let mut metric = crate::report::Metric::new("alive_hosts", alive_count as f64, "").min(0.0);
+    metric.max = Some(hosts.len() as f64);
+    metric.crit = Some(format!("{need}:"));
+    record.metrics.push(metric);
+    // Labels every host shares (--label) are the group's.
+    if let Some(first) = hosts.first() {
+        record.labels = first
+            .labels
+            .iter()
+            .filter(|(k, v)| hosts.iter().all(|h| h.labels.get(*k) == Some(*v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    let mut details = Vec::new();
+    for h in hosts {
+        record.trace.push(TraceStep::new(
+            "host",
+            alive(&h),
+            Duration::from_secs_f64(h.duration_ms.max(0.0) / 1000.0),
+            Some(format!("{}: {} - {}", h.name, h.status.label(), h.summary)),
+        ));
+        for m in &h.metrics {
+            let mut m = m.clone();
+            m.name = format!("{}_{}", h.name, m.name);
+            record.metrics.push(m);
+        }
+        details.push(json!({
+            "name": h.name,
+            "target": h.target,
+            "status": h.status,
+            "summary": h.summary,
+            "details": h.details,
+        }));
+    }
+    record.detail("alive_hosts", alive_count);
+    record.detail("min_alive_hosts", need);
+    record.detail("hosts", details);
+    record.duration_ms = crate::report::round_ms(started.elapsed());
+    record
 }
 
 fn usage(what: &str, e: impl std::fmt::Display) -> UsageError {
@@ -647,6 +740,27 @@ impl Tool for Args {
             quit: self.text("-q", &self.quit)?,
             max_bytes: self.max_bytes.max(1),
         };
+        let group = match self.min_alive_hosts {
+            None => None,
+            Some(_) if self.verdict.verdict => {
+                return Err(UsageError::new(
+                    "--min-alive-hosts is not for --verdict (each host gets its own verdict)",
+                ))
+            }
+            Some(n) if n as usize > hosts.len() => {
+                return Err(UsageError::new(format!(
+                    "--min-alive-hosts {n}: there are only {} hosts",
+                    hosts.len()
+                )))
+            }
+            Some(n) => {
+                let name = self.group.trim();
+                if name.is_empty() {
+                    return Err(usage("--group", "an empty name"));
+                }
+                Some((n as usize, name.to_string()))
+            }
+        };
         Ok(Run {
             hosts,
             ports,
@@ -668,6 +782,7 @@ impl Tool for Args {
             cert_days,
             dialog,
             min_alive: self.min_alive.map(usize::from),
+            group,
             verdict,
         })
     }
@@ -680,6 +795,19 @@ impl Tool for Args {
     }
 
     fn timed_out(&self, run: &Run, ctx: &Context) -> Vec<Record> {
+        if let Some((n, name)) = &run.group {
+            let mut r = Record::new(
+                CHECK,
+                name,
+                ctx.timeout_state,
+                format!(
+                    "still probing {} hosts at the deadline (need {n} alive)",
+                    run.hosts.len()
+                ),
+            );
+            r.name = name.clone();
+            return vec![r];
+        }
         run.hosts
             .iter()
             .map(|h| {
@@ -759,7 +887,10 @@ impl Args {
             );
             records.extend(host_records);
         }
-        records
+        match &run.group {
+            Some((n, name)) => vec![group_record(name, *n, records, started)],
+            None => records,
+        }
     }
 
     /// Resolve every spec's name once, then connect to every (address,

@@ -144,6 +144,72 @@ fn a_hosts_file_of_many_loopback_hosts_comes_back_in_input_order() {
 }
 
 #[test]
+fn min_alive_hosts_judges_a_group_in_one_record_like_check_icmp_m() {
+    // 127.0.0.1 and 127.0.0.2 listen on one port; 127.0.0.3 refuses it.
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = a.local_addr().expect("addr").port();
+    let b = TcpListener::bind(("127.0.0.2", port)).expect("bind the same port");
+    let port = port.to_string();
+    let args = |need: &str| -> Vec<String> {
+        [
+            "-H",
+            "127.0.0.1",
+            "-H",
+            "127.0.0.2",
+            "-H",
+            "127.0.0.3",
+            "-p",
+            &port,
+            "--min-alive-hosts",
+            need,
+            "--group",
+            "rack-7",
+            "-t",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    fn words(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // Two of three alive, two needed: OK, in one record for the group.
+    let run = run(PROBE_HOST, &words(&args("2")));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let r = run.record();
+    assert_eq!(r.target, "rack-7");
+    assert_eq!(r.details["alive_hosts"], 2);
+    assert!(
+        r.summary.contains("2 of 3 hosts alive, need 2"),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("not alive: 127.0.0.3"), "{}", r.summary);
+    let hosts = r.details["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(hosts[2]["status"], "critical");
+    assert_eq!(r.trace.iter().filter(|t| t.step == "host").count(), 3);
+    assert!(
+        r.metrics.iter().any(|m| m.name.starts_with("127.0.0.1_")),
+        "each host's metrics under its name: {:?}",
+        r.metrics
+    );
+    // Three needed: CRITICAL, and Nagios output carries the count.
+    let mut nagios = args("3");
+    nagios.extend(["--format".to_string(), "nagios".to_string()]);
+    let run = crate::common::run(PROBE_HOST, &words(&nagios));
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let first = run.stdout.lines().next().unwrap_or("");
+    assert!(
+        first.contains("CRITICAL") && first.contains("alive_hosts=2;;3:;0;3"),
+        "{}",
+        run.stdout
+    );
+    drop((a, b));
+}
+
+#[test]
 fn a_banner_is_expected_sent_to_and_quit_like_check_tcp() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -290,6 +356,23 @@ fn bad_input_is_one_line_and_exit_3() {
         (vec!["-H", "127.0.0.1", "-w", "fast"], "-w"),
         (vec!["-H", "127.0.0.1", "--mos", "3"], "WARN,CRIT"),
         (vec!["-H", "127.0.0.1", "-p", "22", "-D", "7"], "--ssl"),
+        (vec!["-H", "127.0.0.1", "-p", "22", "-d", "1"], "--send"),
+        (
+            vec![
+                "-H",
+                "127.0.0.1",
+                "-H",
+                "127.0.0.2",
+                "--min-alive-hosts",
+                "3",
+            ],
+            "only 2 hosts",
+        ),
+        (
+            vec!["-H", "127.0.0.1", "--min-alive-hosts", "1", "--per-port"],
+            "--per-port",
+        ),
+        (vec!["-H", "127.0.0.1", "--group", "g"], "--min-alive-hosts"),
     ] {
         let run = run(PROBE_HOST, &args);
         assert_eq!(run.code, 3, "{args:?}: {}{}", run.stdout, run.stderr);
