@@ -1318,10 +1318,10 @@ impl Args {
                 ));
             } else {
                 status = Status::Critical;
-                let why = e
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("no reply to {} echoes", stats.sent));
+                let why = e.error.clone().unwrap_or_else(|| match stats.sent {
+                    1 => "no reply to 1 echo".to_string(),
+                    n => format!("no reply to {n} echoes"),
+                });
                 said.push(format!("ICMP {why}, 100% lost"));
             }
         } else {

@@ -8,6 +8,11 @@
 //! Replies are matched on their payload (a random cookie of the run and
 //! the echo's number) and sequence number, not on the identifier: the
 //! kernel rewrites the identifier of a datagram socket's echoes.
+//!
+//! ICMP errors about our echoes (host unreachable, prohibited, time
+//! exceeded) are read on both sockets: a raw socket hears them as packets,
+//! a datagram socket only through its error queue (`IP_RECVERR`), so an
+//! unreachable host says so instead of showing as plain loss.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -139,7 +144,17 @@ fn open(v6: bool, choice: SocketChoice) -> Result<Side, String> {
     let datagram = match choice {
         SocketChoice::Raw => None,
         _ => match Socket::new(domain, Type::DGRAM, Some(protocol)) {
-            Ok(s) => return side(s, SocketKind::Datagram),
+            Ok(s) => {
+                // Without it a datagram socket is never told of ICMP errors.
+                use nix::sys::socket::{setsockopt, sockopt};
+                let queued = if v6 {
+                    setsockopt(&s, sockopt::Ipv6RecvErr, &true)
+                } else {
+                    setsockopt(&s, sockopt::Ipv4RecvErr, &true)
+                };
+                queued.map_err(|e| format!("cannot ask for ICMP errors (IP_RECVERR): {e}"))?;
+                return side(s, SocketKind::Datagram);
+            }
             Err(e) => Some(e),
         },
     };
@@ -234,6 +249,63 @@ fn error_words(v6: bool, kind: u8, code: u8) -> Option<String> {
     Some(format!("{words} (ICMP type {kind} code {code})"))
 }
 
+/// The number of our echo `echo` (an echo header, then our cookie and
+/// number), or `None` when it is not one of this run's.
+fn ours(side: &Side, echo: &[u8], cookie: &[u8; 8]) -> Option<u32> {
+    let seq = u16::from_be_bytes([*echo.get(6)?, *echo.get(7)?]);
+    let ident = u16::from_be_bytes([*echo.get(4)?, *echo.get(5)?]);
+    if echo.get(8..16)? != cookie {
+        return None;
+    }
+    if side.kind == SocketKind::Raw && ident != side.ident {
+        return None;
+    }
+    let index = u32::from_be_bytes(echo.get(16..20)?.try_into().ok()?);
+    (index as u16 == seq).then_some(index)
+}
+
+/// One message of a datagram socket's error queue, against our echoes:
+/// the queue hands back the echo the error is about, and says in a
+/// control message what ICMP said of it (or what the kernel itself found,
+/// such as a neighbour that never answered).
+fn hear_queued(side: &Side, cookie: &[u8; 8], buf: &mut [u8]) -> Option<Heard> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    let mut space = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        side.socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )
+    .ok()?;
+    let bytes = msg.bytes;
+    let mut said = None;
+    for cmsg in msg.cmsgs().ok()? {
+        let err = match cmsg {
+            ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => e,
+            _ => continue,
+        };
+        said = match err.ee_origin {
+            nix::libc::SO_EE_ORIGIN_ICMP | nix::libc::SO_EE_ORIGIN_ICMP6 => {
+                error_words(side.v6, err.ee_type, err.ee_code)
+            }
+            nix::libc::SO_EE_ORIGIN_LOCAL => Some(format!(
+                "{} (said by this machine)",
+                std::io::Error::from_raw_os_error(err.ee_errno as i32)
+            )),
+            _ => None,
+        };
+    }
+    let Some(words) = said else {
+        return Some(Heard::Other);
+    };
+    Some(match ours(side, &buf[..bytes], cookie) {
+        Some(index) => Heard::Error(index, words),
+        None => Heard::Other,
+    })
+}
+
 /// Read an ICMP message (after any IP header) against our echoes.
 fn hear(side: &Side, packet: &[u8], cookie: &[u8; 8]) -> Heard {
     let icmp = if !side.v6 && side.kind == SocketKind::Raw {
@@ -249,19 +321,7 @@ fn hear(side: &Side, packet: &[u8], cookie: &[u8; 8]) -> Heard {
     if icmp.len() < 8 {
         return Heard::Other;
     }
-    let ours = |echo: &[u8]| -> Option<u32> {
-        // An echo header, then our cookie and number.
-        let seq = u16::from_be_bytes([*echo.get(6)?, *echo.get(7)?]);
-        let ident = u16::from_be_bytes([*echo.get(4)?, *echo.get(5)?]);
-        if echo.get(8..16)? != cookie {
-            return None;
-        }
-        if side.kind == SocketKind::Raw && ident != side.ident {
-            return None;
-        }
-        let index = u32::from_be_bytes(echo.get(16..20)?.try_into().ok()?);
-        (index as u16 == seq).then_some(index)
-    };
+    let ours = |echo: &[u8]| ours(side, echo, cookie);
     let reply = if side.v6 { 129 } else { 0 };
     if icmp[0] == reply {
         return ours(icmp).map_or(Heard::Other, Heard::Reply);
@@ -456,15 +516,28 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
             let Some(side) = sides.get(event.token().0).and_then(Option::as_ref) else {
                 continue;
             };
-            // Edge-triggered: read until the socket is empty.
+            // Edge-triggered: read until the socket is empty, then (on a
+            // datagram socket) until its error queue is.
+            let mut queue_empty = side.kind != SocketKind::Datagram;
             loop {
                 let n = match (&side.socket).read(&mut buf) {
-                    Ok(n) => n,
+                    Ok(n) => Some(n),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+                    Err(_) => None,
+                };
+                let heard = match n {
+                    Some(n) => hear(side, &buf[..n], &cookie),
+                    None if queue_empty => break,
+                    None => match hear_queued(side, &cookie, &mut buf) {
+                        Some(heard) => heard,
+                        None => {
+                            queue_empty = true;
+                            continue;
+                        }
+                    },
                 };
                 let heard_at = Instant::now();
-                match hear(side, &buf[..n], &cookie) {
+                match heard {
                     Heard::Reply(index) => {
                         let index = index as usize;
                         let Some(sent) = sent_at.get(index).copied().flatten() else {

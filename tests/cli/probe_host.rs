@@ -751,3 +751,64 @@ fn icmp_through_the_datagram_socket_and_without_any() {
         r.summary
     );
 }
+
+#[test]
+fn an_unreachable_host_says_so_through_either_socket() {
+    if !can_netns() {
+        return;
+    }
+    // far1 routes 10.215.0.0/24 for near and answers for .5 with ICMP host
+    // unreachable and for .6 with administratively prohibited. A datagram
+    // socket hears those only through its error queue (IP_RECVERR). The
+    // router's kernel sends such errors in a burst of 5, then 1 a second,
+    // to one source (net.ipv4.route.error_burst/error_cost): one echo per
+    // host per run stays inside it.
+    let lab = lab("pu");
+    let router = &lab._far[0];
+    router.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    router.exec(&["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
+    router.exec(&["ip", "route", "add", "unreachable", "10.215.0.5/32"]);
+    router.exec(&["ip", "route", "add", "prohibit", "10.215.0.6/32"]);
+    lab.near
+        .exec(&["ip", "route", "add", "10.215.0.0/24", "via", "10.214.0.2"]);
+    lab.near.exec(&[
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ping_group_range=0 2147483647",
+    ]);
+    for socket in ["datagram", "raw"] {
+        let run = probe_in(
+            &lab.near,
+            &[
+                "-H",
+                "10.215.0.5",
+                "-H",
+                "10.215.0.6",
+                "-n",
+                "1",
+                "-I",
+                "10ms",
+                "--icmp-wait",
+                "500ms",
+                "--icmp-socket",
+                socket,
+            ],
+        );
+        assert_eq!(run.code, 2, "{socket}: {}{}", run.stdout, run.stderr);
+        let records = run.records();
+        assert_eq!(records.len(), 2, "{socket}: {}", run.stdout);
+        for (r, says) in records
+            .iter()
+            .zip(["host unreachable", "administratively prohibited"])
+        {
+            assert_eq!(r.details["icmp"][0]["socket"], socket);
+            assert!(
+                r.summary.contains(says),
+                "{socket} {}: {}",
+                r.target,
+                r.summary
+            );
+        }
+    }
+}
