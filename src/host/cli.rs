@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use serde_json::json;
 use super::tcp::{speak, Dialog, Spoken};
 use super::{parse_high_pair, parse_icmp_limit, parse_low_pair, parse_ports, HostSpec};
 use crate::cli::{Common, Context, Tool, UsageError};
-use crate::net::icmp::{ping_all, EchoStats, Echoes, Pacing, SocketChoice};
+use crate::net::icmp::{ping_each, EchoStats, Echoes, Pacing, SocketChoice};
 use crate::net::tls::Trust;
 use crate::net::{ConnectFailure, ResolveFailure};
 use crate::report::{Metric, Record, Status, TraceStep};
@@ -460,6 +461,8 @@ pub struct Run {
     min_alive: Option<usize>,
     /// `--min-alive-hosts` and `--group`.
     group: Option<(usize, String)>,
+    /// Hosts of this round whose records have gone out (in host order).
+    streamed: std::sync::atomic::AtomicUsize,
     verdict: Option<judge::VerdictRun>,
 }
 
@@ -783,6 +786,7 @@ impl Tool for Args {
             dialog,
             min_alive: self.min_alive.map(usize::from),
             group,
+            streamed: Default::default(),
             verdict,
         })
     }
@@ -808,8 +812,14 @@ impl Tool for Args {
             r.name = name.clone();
             return vec![r];
         }
+        let streamed = if run.verdict.is_some() {
+            0
+        } else {
+            run.streamed.load(Ordering::SeqCst)
+        };
         run.hosts
             .iter()
+            .skip(streamed)
             .map(|h| {
                 let mut r = Record::new(
                     CHECK,
@@ -850,6 +860,12 @@ struct Probed {
     echoes: BTreeMap<IpAddr, Echoes>,
 }
 
+/// What the probe's threads report as it comes.
+enum Heard {
+    Port(PortResult),
+    Echo(IpAddr, Echoes),
+}
+
 /// One TCP connect's end, and the dialog after it.
 struct PortResult {
     addr: SocketAddr,
@@ -869,15 +885,18 @@ impl Args {
                 icmp: h.icmp.unwrap_or(run.icmp),
             })
             .collect();
-        let probed = self.probe(run, ctx, &specs, ctx.deadline);
+        run.streamed.store(0, Ordering::SeqCst);
         let mut records = Vec::new();
-        for (i, h) in run.hosts.iter().enumerate() {
-            let resolve = probed.resolved.get(h.address.as_str());
+        // Each host's record goes out as soon as it and every host before
+        // it are done (JSON lines stream; other formats collect). A group
+        // is one record, made at the end.
+        let mut settled = |probed: &Probed, i: usize| {
+            let h = &run.hosts[i];
             let host_records = self.host_record(
                 run,
                 ctx,
                 h,
-                resolve,
+                probed.resolved.get(h.address.as_str()),
                 &probed.addrs[i],
                 &specs[i].ports,
                 specs[i].icmp,
@@ -885,8 +904,17 @@ impl Args {
                 &probed.ports,
                 started,
             );
-            records.extend(host_records);
-        }
+            if run.group.is_some() {
+                records.extend(host_records);
+            } else {
+                if ctx.stream.is_some() {
+                    // Counted first: a deadline's records leave out what went.
+                    run.streamed.fetch_add(1, Ordering::SeqCst);
+                }
+                records.extend(ctx.emit_now(host_records));
+            }
+        };
+        self.probe_with(run, ctx, &specs, ctx.deadline, &mut settled);
         match &run.group {
             Some((n, name)) => vec![group_record(name, *n, records, started)],
             None => records,
@@ -896,6 +924,21 @@ impl Args {
     /// Resolve every spec's name once, then connect to every (address,
     /// port) in one loop while ICMP runs, until `deadline`.
     fn probe(&self, run: &Run, ctx: &Context, specs: &[ProbeSpec], deadline: Instant) -> Probed {
+        self.probe_with(run, ctx, specs, deadline, &mut |_, _| {})
+    }
+
+    /// [`Args::probe`], calling `settled` with spec `i` (in spec order,
+    /// each once) as soon as everything of it and of every spec before it
+    /// is known: the ports' ends and dialogs, and the echoes. An open port
+    /// is spoken to as soon as it connects, not after every connect ended.
+    fn probe_with(
+        &self,
+        run: &Run,
+        ctx: &Context,
+        specs: &[ProbeSpec],
+        deadline: Instant,
+        settled: &mut dyn FnMut(&Probed, usize),
+    ) -> Probed {
         // Every name resolved once, however many hosts share it.
         let mut names: Vec<&str> = specs.iter().map(|h| h.address.as_str()).collect();
         names.sort_unstable();
@@ -959,112 +1002,145 @@ impl Args {
             Some(n) => n as usize,
             None => crate::net::scan::room_for(sockets.len()),
         };
-        let (port_results, echoes) = std::thread::scope(|scope| {
-            let tcp = scope.spawn(|| {
-                let outcomes = crate::net::scan::connect_all(&sockets, deadline, in_flight);
-                let outcomes: Vec<(SocketAddr, crate::net::scan::Outcome)> =
-                    sockets.iter().copied().zip(outcomes).collect();
-                if run.dialog.is_empty() {
-                    return outcomes
-                        .into_iter()
-                        .map(|(addr, o)| PortResult {
-                            addr,
-                            connect: o.map(|(_, took)| took),
-                            spoken: None,
-                        })
-                        .collect::<Vec<_>>();
-                }
-                let items: Vec<std::sync::Mutex<Option<(SocketAddr, crate::net::scan::Outcome)>>> =
-                    outcomes
-                        .into_iter()
-                        .map(|o| std::sync::Mutex::new(Some(o)))
-                        .collect();
-                crate::pool::run_all(
-                    &items,
-                    ctx,
-                    DIALOGS,
-                    &|slot| {
-                        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        match taken {
-                            Some((addr, Ok((stream, took)))) => {
-                                let name = server_names.get(&addr.ip()).copied().unwrap_or("");
-                                let name = if name.parse::<IpAddr>().is_ok() || name.is_empty() {
-                                    addr.ip().to_string()
-                                } else {
-                                    name.to_string()
-                                };
-                                PortResult {
-                                    addr,
-                                    connect: Ok(took),
-                                    spoken: Some(speak(stream, &name, &run.dialog, deadline)),
-                                }
-                            }
-                            Some((addr, Err(f))) => PortResult {
-                                addr,
-                                connect: Err(f),
-                                spoken: None,
-                            },
-                            None => PortResult {
-                                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                                connect: Err(crate::net::Failed::timed_out(
-                                    SocketAddr::from(([0, 0, 0, 0], 0)),
-                                    Duration::ZERO,
-                                )),
-                                spoken: None,
-                            },
-                        }
-                    },
-                    &|slot| {
-                        let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
-                        match taken {
-                            // Connected, but no worker was free before the deadline.
-                            Some((addr, Ok((_, took)))) => PortResult {
-                                addr,
-                                connect: Ok(took),
-                                spoken: Some(Spoken {
-                                    error: Some(
-                                        "the dialog did not start before the deadline".into(),
-                                    ),
-                                    ..Spoken::default()
-                                }),
-                            },
-                            Some((addr, Err(f))) => PortResult {
-                                addr,
-                                connect: Err(f),
-                                spoken: None,
-                            },
-                            None => PortResult {
-                                addr: nowhere,
-                                connect: Err(crate::net::Failed::timed_out(
-                                    nowhere,
-                                    Duration::ZERO,
-                                )),
-                                spoken: None,
-                            },
-                        }
-                    },
-                )
-            });
-            let echoes = if icmp_addrs.is_empty() {
-                Vec::new()
-            } else {
-                ping_all(&icmp_addrs, &run.pacing, deadline)
-            };
-            let ports = tcp.join().unwrap_or_default();
-            (ports, echoes)
-        });
-        let echoes: BTreeMap<IpAddr, Echoes> = icmp_addrs.iter().copied().zip(echoes).collect();
-        let mut ports: BTreeMap<SocketAddr, PortResult> = BTreeMap::new();
-        for p in port_results {
-            ports.entry(p.addr).or_insert(p);
-        }
-        Probed {
+        // What each spec waits for: its (address, port)s and its echoes.
+        let waits_for: Vec<(Vec<SocketAddr>, Vec<IpAddr>)> = specs
+            .iter()
+            .zip(&addrs)
+            .map(|(h, ips)| {
+                let ports = ips
+                    .iter()
+                    .flat_map(|ip| h.ports.iter().map(|p| SocketAddr::new(*ip, *p)))
+                    .collect();
+                let echoes = if h.icmp { ips.clone() } else { Vec::new() };
+                (ports, echoes)
+            })
+            .collect();
+        let mut probed = Probed {
             resolved,
             addrs,
-            ports,
-            echoes,
+            ports: BTreeMap::new(),
+            echoes: BTreeMap::new(),
+        };
+        let mut next = 0;
+        let mut release = |probed: &Probed, next: &mut usize| {
+            while *next < specs.len() {
+                let (ports, ips) = &waits_for[*next];
+                let done = ports.iter().all(|a| probed.ports.contains_key(a))
+                    && ips.iter().all(|ip| probed.echoes.contains_key(ip));
+                if !done {
+                    break;
+                }
+                settled(probed, *next);
+                *next += 1;
+            }
+        };
+        release(&probed, &mut next);
+        let (events, heard) = std::sync::mpsc::channel::<Heard>();
+        std::thread::scope(|scope| {
+            let to_tcp = events.clone();
+            let sockets = &sockets;
+            let server_names = &server_names;
+            scope.spawn(move || {
+                // Dialogs run on up to DIALOGS threads, started as open
+                // ports come in and fed while the connect loop goes on.
+                let (work, todo) =
+                    std::sync::mpsc::channel::<(SocketAddr, std::net::TcpStream, Duration)>();
+                let todo = std::sync::Mutex::new(todo);
+                let mut speakers = 0usize;
+                std::thread::scope(|inner| {
+                    crate::net::scan::connect_each(sockets, deadline, in_flight, |i, outcome| {
+                        let addr = sockets[i];
+                        match outcome {
+                            Ok((stream, took)) if !run.dialog.is_empty() => {
+                                if speakers < DIALOGS {
+                                    speakers += 1;
+                                    let (todo, tell) = (&todo, to_tcp.clone());
+                                    let spawned = std::thread::Builder::new()
+                                        .stack_size(256 * 1024)
+                                        .spawn_scoped(inner, move || loop {
+                                            let next = todo
+                                                .lock()
+                                                .unwrap_or_else(|p| p.into_inner())
+                                                .recv();
+                                            let Ok((addr, stream, took)) = next else {
+                                                break;
+                                            };
+                                            let name =
+                                                server_names.get(&addr.ip()).copied().unwrap_or("");
+                                            let name = if name.parse::<IpAddr>().is_ok()
+                                                || name.is_empty()
+                                            {
+                                                addr.ip().to_string()
+                                            } else {
+                                                name.to_string()
+                                            };
+                                            let spoken =
+                                                speak(stream, &name, &run.dialog, deadline);
+                                            let _ = tell.send(Heard::Port(PortResult {
+                                                addr,
+                                                connect: Ok(took),
+                                                spoken: Some(spoken),
+                                            }));
+                                        });
+                                    if spawned.is_err() {
+                                        speakers -= 1;
+                                    }
+                                    if speakers == 0 {
+                                        // No thread at all: say so rather than hang.
+                                        let _ = to_tcp.send(Heard::Port(PortResult {
+                                            addr,
+                                            connect: Ok(took),
+                                            spoken: Some(Spoken {
+                                                error: Some("no thread for the dialog".into()),
+                                                ..Spoken::default()
+                                            }),
+                                        }));
+                                        return;
+                                    }
+                                }
+                                let _ = work.send((addr, stream, took));
+                            }
+                            outcome => {
+                                let _ = to_tcp.send(Heard::Port(PortResult {
+                                    addr,
+                                    connect: outcome.map(|(_, took)| took),
+                                    spoken: None,
+                                }));
+                            }
+                        }
+                    });
+                    drop(work);
+                });
+            });
+            if !icmp_addrs.is_empty() {
+                let to_icmp = events.clone();
+                let icmp_addrs = &icmp_addrs;
+                scope.spawn(move || {
+                    ping_each(icmp_addrs, &run.pacing, deadline, |t, echoes| {
+                        let _ = to_icmp.send(Heard::Echo(icmp_addrs[t], echoes));
+                    });
+                });
+            }
+            drop(events);
+            for event in heard {
+                match event {
+                    Heard::Port(p) => {
+                        probed.ports.entry(p.addr).or_insert(p);
+                    }
+                    Heard::Echo(ip, e) => {
+                        probed.echoes.insert(ip, e);
+                    }
+                }
+                release(&probed, &mut next);
+            }
+        });
+        // Whatever never came (a thread that could not start): released
+        // as it is, so every spec is handed over once.
+        while next < specs.len() {
+            settled(&probed, next);
+            next += 1;
         }
+        probed
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -364,8 +364,24 @@ fn cookie() -> [u8; 8] {
 /// Send `pacing.count` echoes to each of `addrs` before `deadline` and
 /// wait for their replies; what became of them, in the order of `addrs`.
 pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Echoes> {
+    let mut out: Vec<Echoes> = addrs.iter().map(|_| Echoes::default()).collect();
+    ping_each(addrs, pacing, deadline, |t, echoes| out[t] = echoes);
+    out
+}
+
+/// [`ping_all`], handing each address's echoes (by its index in `addrs`)
+/// to `settled` as soon as the last of them is answered or its wait has
+/// run out, so a run over many hosts can report the early ones while
+/// later ones are still being paced. Every index is handed exactly once.
+pub fn ping_each(
+    addrs: &[IpAddr],
+    pacing: &Pacing,
+    deadline: Instant,
+    mut settled: impl FnMut(usize, Echoes),
+) {
     let count = usize::from(pacing.count.max(1));
     let mut out: Vec<Echoes> = addrs.iter().map(|_| Echoes::default()).collect();
+    let mut reported = vec![false; addrs.len()];
     let needs = |v6: bool| addrs.iter().any(|a| a.is_ipv6() == v6);
     let mut sides: [Option<Side>; 2] = [None, None];
     for v6 in [false, true] {
@@ -387,12 +403,13 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
-            for echoes in &mut out {
+            for (t, mut echoes) in out.into_iter().enumerate() {
                 echoes
                     .no_socket
                     .get_or_insert_with(|| format!("no event loop: {e}"));
+                settled(t, echoes);
             }
-            return out;
+            return;
         }
     };
     for (i, side) in sides.iter().enumerate() {
@@ -402,27 +419,40 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                 poll.registry()
                     .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
             {
-                for echoes in &mut out {
+                for (t, mut echoes) in out.into_iter().enumerate() {
                     echoes
                         .no_socket
                         .get_or_insert_with(|| format!("no event loop: {e}"));
+                    settled(t, echoes);
                 }
-                return out;
+                return;
             }
         }
     }
     let cookie = cookie();
     let total = addrs.len() * count;
-    let mut sent_at: Vec<Option<Instant>> = vec![None; total];
-    let mut answered: Vec<Option<Duration>> = vec![None; total];
+    let mut book = Book {
+        count,
+        wait: pacing.wait,
+        sent_at: vec![None; total],
+        answered: vec![None; total],
+    };
     let mut queue: BinaryHeap<Reverse<(Instant, usize, usize)>> = BinaryHeap::new();
     let start = Instant::now();
     for (t, addr) in addrs.iter().enumerate() {
         if sides[usize::from(addr.is_ipv6())].is_some() {
             out[t].socket = sides[usize::from(addr.is_ipv6())].as_ref().map(|s| s.kind);
             queue.push(Reverse((start, t, 0)));
+        } else {
+            // No socket for its family: nothing to wait for.
+            reported[t] = true;
+            settled(t, std::mem::take(&mut out[t]));
         }
     }
+    // When each echo's wait runs out, by target: the moments a target
+    // may become settled without a reply.
+    let mut expiries: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let mut candidates: Vec<usize> = Vec::new();
     // The slot of the last echo sent: echoes go one gap after the slot
     // before, not after the moment the loop woke (a poll wakes up to a
     // millisecond late), catching up at most one gap after a late wake.
@@ -463,7 +493,8 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
             match side.socket.send_to(&packet, &to) {
                 Ok(_) => {
                     let now = Instant::now();
-                    sent_at[index] = Some(now);
+                    book.sent_at[index] = Some(now);
+                    expiries.push(Reverse((now + pacing.wait, t)));
                     waiting += 1;
                     last_send = Some(next_slot(last_send, now).min(now));
                     reply_by = reply_by.max(now + pacing.wait);
@@ -486,7 +517,8 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                 Err(e) => {
                     // Sent nowhere (no route): counted as sent and lost.
                     let now = Instant::now();
-                    sent_at[index] = Some(now);
+                    book.sent_at[index] = Some(now);
+                    expiries.push(Reverse((now + pacing.wait, t)));
                     last_send = Some(next_slot(last_send, now).min(now));
                     out[t]
                         .error
@@ -505,7 +537,11 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
             let gap_open = last_send.map_or(*due, |l| l + pacing.gap);
             (*due).max(gap_open)
         });
-        let wake = next_send.unwrap_or(reply_by).min(deadline);
+        let next_expiry = expiries.peek().map(|Reverse((at, _))| *at);
+        let wake = next_send
+            .unwrap_or(reply_by)
+            .min(next_expiry.unwrap_or(reply_by))
+            .min(deadline);
         let left = wake.saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(left)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -540,11 +576,11 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                 match heard {
                     Heard::Reply(index) => {
                         let index = index as usize;
-                        let Some(sent) = sent_at.get(index).copied().flatten() else {
+                        let Some(sent) = book.sent_at.get(index).copied().flatten() else {
                             continue;
                         };
                         let t = index / count;
-                        if answered[index].is_some() {
+                        if book.answered[index].is_some() {
                             out[t].duplicates += 1;
                             continue;
                         }
@@ -553,8 +589,9 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                             out[t].late += 1;
                             continue;
                         }
-                        answered[index] = Some(rtt);
+                        book.answered[index] = Some(rtt);
                         waiting = waiting.saturating_sub(1);
+                        candidates.push(t);
                     }
                     Heard::Error(index, words) => {
                         let t = index as usize / count;
@@ -566,26 +603,68 @@ pub fn ping_all(addrs: &[IpAddr], pacing: &Pacing, deadline: Instant) -> Vec<Ech
                 }
             }
         }
+        // Hand over the targets that can no longer change: answered in
+        // full, or with every unanswered echo past its wait.
+        let now = Instant::now();
+        while let Some(&Reverse((at, t))) = expiries.peek() {
+            if at > now {
+                break;
+            }
+            expiries.pop();
+            candidates.push(t);
+        }
+        for t in candidates.drain(..) {
+            if !reported[t] && book.settled_at(t, now) {
+                reported[t] = true;
+                settled(t, book.tally(&mut out[t], t, now));
+            }
+        }
     }
     let ended = Instant::now();
-    for (t, echoes) in out.iter_mut().enumerate() {
-        if echoes.no_socket.is_some() {
-            continue;
+    for t in 0..addrs.len() {
+        if !reported[t] {
+            settled(t, book.tally(&mut out[t], t, ended));
         }
+    }
+}
+
+/// Every echo of a run: when each was sent and how long its reply took,
+/// `count` slots per target.
+struct Book {
+    count: usize,
+    wait: Duration,
+    sent_at: Vec<Option<Instant>>,
+    answered: Vec<Option<Duration>>,
+}
+
+impl Book {
+    /// Target `t`'s echoes as they stand at `now`: each answered, lost (its
+    /// wait over), cut (still waiting) or unsent.
+    fn tally(&self, echoes: &mut Echoes, t: usize, now: Instant) -> Echoes {
+        let mut echoes = std::mem::take(echoes);
         let mut unsent = 0u16;
-        for k in 0..count {
-            let index = t * count + k;
-            match (sent_at[index], answered[index]) {
+        for i in t * self.count..(t + 1) * self.count {
+            match (self.sent_at[i], self.answered[i]) {
                 (Some(_), Some(rtt)) => echoes.rtts.push(Some(rtt)),
                 // Unanswered before its wait ran out: lost.
-                (Some(sent), None) if sent + pacing.wait <= ended => echoes.rtts.push(None),
+                (Some(sent), None) if sent + self.wait <= now => echoes.rtts.push(None),
                 (Some(_), None) => echoes.cut += 1,
                 (None, _) => unsent += 1,
             }
         }
         echoes.unsent = unsent;
+        echoes
     }
-    out
+
+    /// Whether every echo to target `t` was sent and is answered or past
+    /// its wait at `now`: nothing more can change what it says.
+    fn settled_at(&self, t: usize, now: Instant) -> bool {
+        (t * self.count..(t + 1) * self.count).all(|i| match (self.sent_at[i], self.answered[i]) {
+            (Some(_), Some(_)) => true,
+            (Some(sent), None) => sent + self.wait <= now,
+            (None, _) => false,
+        })
+    }
 }
 
 /// Figures over one address's echoes, as check_icmp 3.0 computes them.
@@ -790,6 +869,47 @@ mod tests {
             Heard::Error(5, words) => assert!(words.starts_with("host unreachable"), "{words}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn each_address_is_handed_over_once_its_echoes_are_done() {
+        // 20 loopback addresses, one echo each, 20 ms apart: the first is
+        // answered and handed over while the last is still to be sent.
+        let pacing = Pacing {
+            count: 1,
+            gap: Duration::from_millis(20),
+            per_target: Duration::from_millis(20),
+            wait: Duration::from_secs(1),
+            payload: 56,
+            socket: SocketChoice::Auto,
+        };
+        let addrs: Vec<IpAddr> = (1..=20)
+            .map(|i| format!("127.0.0.{i}").parse().expect("ip"))
+            .collect();
+        let mut handed: Vec<(usize, Instant, Echoes)> = Vec::new();
+        ping_each(
+            &addrs,
+            &pacing,
+            Instant::now() + Duration::from_secs(5),
+            |t, e| {
+                handed.push((t, Instant::now(), e));
+            },
+        );
+        let returned = Instant::now();
+        let mut order: Vec<usize> = handed.iter().map(|(t, _, _)| *t).collect();
+        order.sort_unstable();
+        assert_eq!(order, (0..20).collect::<Vec<_>>(), "each exactly once");
+        if handed[0].2.no_socket.is_some() {
+            return; // no ICMP socket here: the loopback test above says why
+        }
+        assert!(handed.iter().all(|(_, _, e)| e.received() == 1));
+        let first = handed.iter().find(|(t, _, _)| *t == 0).map(|h| h.1);
+        let first = first.expect("target 0");
+        // 19 gaps of 20 ms separate the first echo from the last.
+        assert!(
+            returned.duration_since(first) >= Duration::from_millis(200),
+            "the first address was handed over at the end, not when done"
+        );
     }
 
     #[test]

@@ -47,20 +47,40 @@ pub type Outcome = Result<(TcpStream, Duration), Failed>;
 /// timeout too (with `took` zero).
 pub fn connect_all(addrs: &[SocketAddr], deadline: Instant, in_flight: usize) -> Vec<Outcome> {
     let mut out: Vec<Option<Outcome>> = (0..addrs.len()).map(|_| None).collect();
+    connect_each(addrs, deadline, in_flight, |i, outcome| {
+        out[i] = Some(outcome)
+    });
+    out.into_iter()
+        .zip(addrs)
+        .map(|(o, &a)| o.unwrap_or_else(|| Err(Failed::timed_out(a, Duration::ZERO))))
+        .collect()
+}
+
+/// [`connect_all`], handing each address's outcome (by its index in
+/// `addrs`) to `settled` as soon as it is known, so an open port can be
+/// spoken to while slower ones are still connecting. Every index is
+/// handed exactly once, the last of them when the deadline comes.
+pub fn connect_each(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    in_flight: usize,
+    mut settled: impl FnMut(usize, Outcome),
+) {
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
             // No event loop (out of file descriptors): say so for each.
-            return addrs
-                .iter()
-                .map(|&a| {
+            for (i, &a) in addrs.iter().enumerate() {
+                settled(
+                    i,
                     Err(Failed::of(
                         a,
                         std::io::Error::new(e.kind(), format!("no event loop: {e}")),
                         Duration::ZERO,
-                    ))
-                })
-                .collect();
+                    )),
+                );
+            }
+            return;
         }
     };
     let mut events = Events::with_capacity(1024);
@@ -85,11 +105,11 @@ pub fn connect_all(addrs: &[SocketAddr], deadline: Instant, in_flight: usize) ->
                             pending[i] = Some((stream, started));
                             running += 1;
                         }
-                        Err(e) => out[i] = Some(Err(Failed::of(addrs[i], e, started.elapsed()))),
+                        Err(e) => settled(i, Err(Failed::of(addrs[i], e, started.elapsed()))),
                     }
                 }
                 // Refused or unreachable at once (a local route, no socket).
-                Err(e) => out[i] = Some(Err(Failed::of(addrs[i], e, started.elapsed()))),
+                Err(e) => settled(i, Err(Failed::of(addrs[i], e, started.elapsed()))),
             }
         }
         if running == 0 && (next >= addrs.len() || Instant::now() >= deadline) {
@@ -113,7 +133,10 @@ pub fn connect_all(addrs: &[SocketAddr], deadline: Instant, in_flight: usize) ->
             match settle(poll.registry(), stream, started) {
                 Settled::Done(outcome) => {
                     running -= 1;
-                    out[i] = Some(outcome.map_err(|e| Failed::of(addrs[i], e, started.elapsed())));
+                    settled(
+                        i,
+                        outcome.map_err(|e| Failed::of(addrs[i], e, started.elapsed())),
+                    );
                 }
                 // A wake-up before the handshake ended: keep waiting.
                 Settled::NotYet(stream) => pending[i] = Some((stream, started)),
@@ -123,22 +146,20 @@ pub fn connect_all(addrs: &[SocketAddr], deadline: Instant, in_flight: usize) ->
     // What the deadline cut off, started or not.
     for (i, slot) in pending.iter_mut().enumerate() {
         if let Some((_, started)) = slot.take() {
-            out[i] = Some(Err(Failed::timed_out(addrs[i], started.elapsed())));
+            settled(i, Err(Failed::timed_out(addrs[i], started.elapsed())));
         }
     }
-    out.into_iter()
-        .zip(addrs)
-        .map(|(o, &a)| {
-            o.unwrap_or_else(|| {
-                Err(Failed {
-                    words: format!(
-                        "not started before the deadline ({in_flight} connects in flight at most)"
-                    ),
-                    ..Failed::timed_out(a, Duration::ZERO)
-                })
-            })
-        })
-        .collect()
+    for (i, &a) in addrs.iter().enumerate().skip(next) {
+        settled(
+            i,
+            Err(Failed {
+                words: format!(
+                    "not started before the deadline ({in_flight} connects in flight at most)"
+                ),
+                ..Failed::timed_out(a, Duration::ZERO)
+            }),
+        );
+    }
 }
 
 enum Settled {

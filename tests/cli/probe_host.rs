@@ -812,3 +812,63 @@ fn an_unreachable_host_says_so_through_either_socket() {
         }
     }
 }
+
+#[test]
+fn a_host_that_answers_is_spoken_to_and_reported_while_a_blackholed_one_still_connects() {
+    if !can_netns() {
+        return;
+    }
+    // far1 greets on 2224; 10.214.0.9 is blackholed, so its connect lasts
+    // until the deadline. The banner is read at once, not after the last
+    // connect ended, and its record goes out then, in host order.
+    let lab = lab("ps");
+    let far1 = &lab._far[0];
+    let banner = "import socket\ns = socket.socket()\ns.bind(('10.214.0.2', 2224))\ns.listen(8)\ns.settimeout(30)\nprint('ready', flush=True)\n\
+                  while True:\n    try:\n        c, _ = s.accept()\n        c.sendall(b'220 far1 ready\\r\\n')\n        c.close()\n    except socket.timeout:\n        break\n";
+    let mut greeter = in_ns(far1, &["python3", "-c", banner]);
+    wait_ready(&mut greeter);
+    let started = std::time::Instant::now();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.near.0, PROBE_HOST])
+        .args([
+            "-H",
+            "10.214.0.2",
+            "-H",
+            "10.214.0.9",
+            "-p",
+            "2224",
+            "-e",
+            "220",
+            "-t",
+            "3",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn probe-host");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).expect("first record");
+    let first_at = started.elapsed();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("the rest");
+    let status = child.wait().expect("wait");
+    let ended_at = started.elapsed();
+    let _ = greeter.kill();
+    let _ = greeter.wait();
+    let answered: Record = serde_json::from_str(first.trim()).expect("a record");
+    assert_eq!(answered.target, "10.214.0.2");
+    assert_eq!(answered.status, Status::Ok, "{}", answered.summary);
+    assert_eq!(port_of(&answered, 2224)["answer"], "220 far1 ready");
+    let gone: Record = serde_json::from_str(rest.trim()).expect("second record");
+    assert_eq!(gone.target, "10.214.0.9");
+    assert_eq!(port_of(&gone, 2224)["state"], "timeout");
+    assert_eq!(status.code(), Some(2));
+    // The first record came out when its host was done, long before the
+    // blackholed connect reached the 3 s deadline.
+    assert!(
+        ended_at.saturating_sub(first_at) > Duration::from_secs(1),
+        "first record at {first_at:?}, end at {ended_at:?}"
+    );
+}
