@@ -21,8 +21,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Which kind of ICMP socket to use.
@@ -400,35 +398,6 @@ pub fn ping_each(
             }
         }
     }
-    let mut poll = match Poll::new() {
-        Ok(p) => p,
-        Err(e) => {
-            for (t, mut echoes) in out.into_iter().enumerate() {
-                echoes
-                    .no_socket
-                    .get_or_insert_with(|| format!("no event loop: {e}"));
-                settled(t, echoes);
-            }
-            return;
-        }
-    };
-    for (i, side) in sides.iter().enumerate() {
-        if let Some(side) = side {
-            let fd = side.socket.as_raw_fd();
-            if let Err(e) =
-                poll.registry()
-                    .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
-            {
-                for (t, mut echoes) in out.into_iter().enumerate() {
-                    echoes
-                        .no_socket
-                        .get_or_insert_with(|| format!("no event loop: {e}"));
-                    settled(t, echoes);
-                }
-                return;
-            }
-        }
-    }
     let cookie = cookie();
     let total = addrs.len() * count;
     let mut book = Book {
@@ -463,7 +432,6 @@ pub fn ping_each(
     };
     let mut reply_by = start;
     let mut waiting = 0usize;
-    let mut events = Events::with_capacity(64);
     let mut buf = vec![0u8; 65_536];
     loop {
         // Send what is due, one gap apart.
@@ -543,17 +511,36 @@ pub fn ping_each(
             .min(next_expiry.unwrap_or(reply_by))
             .min(deadline);
         let left = wake.saturating_duration_since(now);
-        if let Err(e) = poll.poll(&mut events, Some(left)) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                break;
+        // ppoll, not epoll: its timeout is in nanoseconds (epoll_wait's is
+        // in milliseconds, rounded up), so a 1 ms pacing stays 1 ms, as
+        // fping's select keeps it.
+        let ready: [bool; 2] = {
+            use nix::poll::{ppoll, PollFd, PollFlags};
+            use std::os::fd::AsFd;
+            let open: Vec<usize> = (0..2).filter(|i| sides[*i].is_some()).collect();
+            let mut fds: Vec<PollFd<'_>> = open
+                .iter()
+                .filter_map(|i| sides[*i].as_ref())
+                .map(|side| PollFd::new(side.socket.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let timeout = nix::sys::time::TimeSpec::from_duration(left);
+            match ppoll(&mut fds, Some(timeout), None) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => break,
             }
-        }
-        for event in events.iter() {
-            let Some(side) = sides.get(event.token().0).and_then(Option::as_ref) else {
+            let mut ready = [false; 2];
+            for (fd, i) in fds.iter().zip(&open) {
+                ready[*i] = fd.revents().is_some_and(|r| !r.is_empty());
+            }
+            ready
+        };
+        for (i, side) in sides.iter().enumerate() {
+            let Some(side) = side.as_ref().filter(|_| ready[i]) else {
                 continue;
             };
-            // Edge-triggered: read until the socket is empty, then (on a
-            // datagram socket) until its error queue is.
+            // Read until the socket is empty, then (on a datagram socket)
+            // until its error queue is.
             let mut queue_empty = side.kind != SocketKind::Datagram;
             loop {
                 let n = match (&side.socket).read(&mut buf) {
