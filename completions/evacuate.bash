@@ -23,7 +23,7 @@ _evacuate() {
 
     case "${cmd}" in
         evacuate)
-            opts="-t -v -h -V --execute --state --probe --service-down-time --fence --fence-status --fence-off --fence-timeout --no-fence --i-understand-unfenced --max-hosts --window --cooldown --max-down-percent --tagged --error-instances --target-host --reserved --recovery --priority-key --stop-evacuated --concurrency --stagger --instance-timeout --retries --reenable --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-t -v -h -V --execute --state --probe --service-down-time --fence --fence-status --fence-off --fence-timeout --no-fence --i-understand-unfenced --max-hosts --window --cooldown --max-down-percent --tagged --tag-sources --error-instances --target-host --reserved --recovery --priority-key --stop-evacuated --concurrency --stagger --instance-timeout --retries --reenable --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -75,6 +75,10 @@ _evacuate() {
                     ;;
                 --tagged)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag-sources)
+                    COMPREPLY=($(compgen -W "metadata flavor image" -- "${cur}"))
                     return 0
                     ;;
                 --error-instances)

@@ -9,7 +9,10 @@ complete -c evacuate -l max-hosts -d 'At most N hosts begun per --window' -r
 complete -c evacuate -l window -d 'The window --max-hosts counts in' -r
 complete -c evacuate -l cooldown -d 'A host evacuated less than this long ago is not evacuated again' -r
 complete -c evacuate -l max-down-percent -d 'Refuse when more than this share of all nova-compute services is down at once, % (a partition looks like many dead hosts)' -r
-complete -c evacuate -l tagged -d 'Only servers with this metadata key (KEY or KEY=VALUE, e.g. HA_Enabled=True)' -r
+complete -c evacuate -l tagged -d 'Only servers tagged with this key (KEY or KEY=VALUE, e.g. HA_Enabled=True or evacuable=true), looked for in --tag-sources' -r
+complete -c evacuate -l tag-sources -d 'Where --tagged looks, most specific first; the first that has the key decides (a server\'s metadata can opt out what its image opts in)' -r -f -a "metadata\t'The server\'s own metadata (masakari\'s way)'
+flavor\t'Its flavor\'s extra specs'
+image\t'Its image\'s properties (Glance)'"
 complete -c evacuate -l error-instances -d 'Instances in ERROR: evacuate (Nova rebuilds them) or skip' -r -f -a "evacuate\t''
 skip\t''"
 complete -c evacuate -l target-host -d 'Send them to this host (an exact, up nova-compute) instead of the scheduler\'s choice' -r

@@ -18,7 +18,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use super::{
-    host_name, progress, Brakes, HostJob, Job, Journal, Progress, Selection, Step, CHECK, MARKER,
+    host_name, progress, Brakes, HostJob, ImageProperties, Job, Journal, Progress, Selection, Step,
+    TagSource, CHECK, MARKER,
 };
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::openstack::client::{OsArgs, OsError, Session};
@@ -146,9 +147,21 @@ pub struct Args {
     )]
     pub max_down_percent: f64,
 
-    /// Only servers with this metadata key (KEY or KEY=VALUE, e.g. HA_Enabled=True).
+    /// Only servers tagged with this key (KEY or KEY=VALUE, e.g. HA_Enabled=True
+    /// or evacuable=true), looked for in --tag-sources.
     #[arg(long, value_name = "KEY[=VALUE]", help_heading = "Instances")]
     pub tagged: Option<String>,
+
+    /// Where --tagged looks, most specific first; the first that has the key
+    /// decides (a server's metadata can opt out what its image opts in).
+    #[arg(
+        long,
+        value_name = "SOURCES",
+        value_delimiter = ',',
+        default_value = "metadata,flavor,image",
+        help_heading = "Instances"
+    )]
+    pub tag_sources: Vec<TagSource>,
 
     /// Instances in ERROR: evacuate (Nova rebuilds them) or skip.
     #[arg(long, value_name = "WHAT", default_value = "evacuate",
@@ -370,6 +383,7 @@ impl Tool for Args {
             fence,
             selection: Selection {
                 tagged,
+                sources: self.tag_sources.clone(),
                 error_instances: self.error_instances == "evacuate",
             },
             brakes: Brakes {
@@ -753,7 +767,12 @@ impl Args {
             Ok(s) => s,
             Err(e) => return vec![os_failure(host, "listing its servers", e, trace)],
         };
-        locks.push(self.capacity(host, &services, &servers, p, session, ctx));
+        let images = image_properties(&servers, p, session, ctx, &mut trace);
+        let selected: Vec<&Server> = servers
+            .iter()
+            .filter(|s| p.selection.judge(s, &images).is_ok())
+            .collect();
+        locks.push(self.capacity(host, &services, &selected, session, ctx));
         let known = journal
             .as_ref()
             .and_then(|j| j.value.hosts.get(host))
@@ -779,7 +798,7 @@ impl Args {
                 out.push(r);
                 continue;
             }
-            match p.selection.judge(s) {
+            match p.selection.judge(s, &images) {
                 Ok(()) => {
                     chosen.push(s);
                     r.detail("evacuable", true);
@@ -877,8 +896,7 @@ impl Args {
         &self,
         host: &str,
         services: &[ComputeService],
-        servers: &[Server],
-        p: &Prepared,
+        selected: &[&Server],
         session: &Session,
         ctx: &Context,
     ) -> Lock {
@@ -899,7 +917,7 @@ impl Args {
             .collect();
         let mut need = Vec::new();
         let mut unknown_flavor = 0;
-        for s in servers.iter().filter(|s| p.selection.judge(s).is_ok()) {
+        for s in selected {
             match &s.flavor {
                 Some(f) => need.push((s.name.clone(), f.resources())),
                 None => unknown_flavor += 1,
@@ -1865,6 +1883,30 @@ impl Args {
         r.trace = trace;
         r
     }
+}
+
+/// The properties of the images the tag may have to be read from (one
+/// Glance call per distinct image); an image that cannot be read is kept
+/// with why, so its instances are left rather than guessed at.
+fn image_properties(
+    servers: &[Server],
+    p: &Prepared,
+    session: &Session,
+    ctx: &Context,
+    trace: &mut Vec<TraceStep>,
+) -> ImageProperties {
+    let glance = crate::openstack::glance::Glance(session);
+    let mut images = ImageProperties::new();
+    for id in servers.iter().filter_map(|s| p.selection.needs_image(s)) {
+        if images.contains_key(&id) {
+            continue;
+        }
+        let read = glance
+            .properties(&id, ctx.deadline, trace)
+            .map_err(|e| e.to_string());
+        images.insert(id, read);
+    }
+    images
 }
 
 fn os_failure(host: &str, doing: &str, e: OsError, trace: Vec<TraceStep>) -> Record {

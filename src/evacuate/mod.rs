@@ -229,21 +229,96 @@ impl Journal {
 /// Which instances are moved: all, or those tagged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
-    /// Only servers whose metadata has this key (with this value when
-    /// given, compared without case): masakari's `HA_Enabled=True`.
+    /// Only servers tagged with this key (with this value when given,
+    /// compared without case): masakari's `HA_Enabled=True`, InstanceHA's
+    /// `evacuable=true`.
     pub tagged: Option<(String, Option<String>)>,
+    /// Where the tag is looked for, most specific first: the server's
+    /// metadata, its flavor's extra specs, its image's properties. The
+    /// first that has the key decides.
+    pub sources: Vec<TagSource>,
     /// Instances in ERROR are moved too (Nova rebuilds them ACTIVE).
     pub error_instances: bool,
 }
 
+/// Where an instance's evacuable tag may be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TagSource {
+    /// The server's own metadata (masakari's way).
+    Metadata,
+    /// Its flavor's extra specs.
+    Flavor,
+    /// Its image's properties (Glance).
+    Image,
+}
+
+impl TagSource {
+    fn words(self) -> &'static str {
+        match self {
+            TagSource::Metadata => "its metadata",
+            TagSource::Flavor => "its flavor's extra specs",
+            TagSource::Image => "its image's properties",
+        }
+    }
+}
+
+/// Images' properties by image id, or why they could not be read.
+pub type ImageProperties =
+    std::collections::BTreeMap<String, Result<std::collections::BTreeMap<String, String>, String>>;
+
 impl Selection {
+    /// Whether the tag may have to be read from an image: a tag is asked
+    /// for, images are a source, and neither server nor flavor decides.
+    pub fn needs_image(&self, s: &Server) -> Option<String> {
+        let (key, _) = self.tagged.as_ref()?;
+        if !self.sources.contains(&TagSource::Image) {
+            return None;
+        }
+        let decided = self.sources.iter().any(|src| match src {
+            TagSource::Metadata => s.metadata.contains_key(key),
+            TagSource::Flavor => s
+                .flavor
+                .as_ref()
+                .is_some_and(|f| f.extra_specs.contains_key(key)),
+            TagSource::Image => false,
+        });
+        (!decided)
+            .then(|| s.image_id().map(str::to_string))
+            .flatten()
+    }
+
     /// Whether `s` is evacuated, and if not why.
-    pub fn judge(&self, s: &Server) -> Result<(), String> {
+    pub fn judge(&self, s: &Server, images: &ImageProperties) -> Result<(), String> {
         if let Some((key, want)) = &self.tagged {
-            match (s.metadata.get(key), want) {
-                (None, _) => return Err(format!("not tagged {key}")),
-                (Some(v), Some(w)) if !v.eq_ignore_ascii_case(w) => {
-                    return Err(format!("{key}={v}, not {w}"))
+            let mut unreadable = None;
+            let found = self.sources.iter().find_map(|src| {
+                let value = match src {
+                    TagSource::Metadata => s.metadata.get(key).cloned(),
+                    TagSource::Flavor => s.flavor.as_ref()?.extra_specs.get(key).cloned(),
+                    TagSource::Image => match images.get(s.image_id()?) {
+                        Some(Ok(props)) => props.get(key).cloned(),
+                        Some(Err(e)) => {
+                            unreadable = Some(e.clone());
+                            None
+                        }
+                        None => None,
+                    },
+                };
+                value.map(|v| (*src, v))
+            });
+            match (found, want) {
+                (None, _) => {
+                    let looked: Vec<&str> = self.sources.iter().map(|s| s.words()).collect();
+                    return Err(match unreadable {
+                        Some(e) => format!(
+                            "not tagged {key} in {}, and its image's properties cannot be read: {e}",
+                            looked.join(" or ")
+                        ),
+                        None => format!("not tagged {key} in {}", looked.join(" or ")),
+                    });
+                }
+                (Some((src, v)), Some(w)) if !v.eq_ignore_ascii_case(w) => {
+                    return Err(format!("{key}={v} in {}, not {w}", src.words()))
                 }
                 _ => {}
             }
@@ -602,28 +677,69 @@ mod tests {
 
     #[test]
     fn selection_and_progress() {
+        let all_sources = vec![TagSource::Metadata, TagSource::Flavor, TagSource::Image];
         let sel = Selection {
             tagged: Some(("HA_Enabled".into(), Some("True".into()))),
+            sources: all_sources.clone(),
             error_instances: false,
         };
+        let none = ImageProperties::new();
         let s = server(
             json!({"id": "a", "name": "a", "status": "ACTIVE", "metadata": {"HA_Enabled": "true"}}),
         );
-        assert_eq!(sel.judge(&s), Ok(()));
+        assert_eq!(sel.judge(&s, &none), Ok(()));
         let s = server(
             json!({"id": "a", "name": "a", "status": "ACTIVE", "metadata": {"HA_Enabled": "False"}}),
         );
-        assert!(sel.judge(&s).is_err());
+        assert!(sel.judge(&s, &none).is_err());
         let s = server(
             json!({"id": "a", "name": "a", "status": "ERROR", "metadata": {"HA_Enabled": "True"}}),
         );
-        assert!(sel.judge(&s).expect_err("error").contains("ERROR"));
+        assert!(sel.judge(&s, &none).expect_err("error").contains("ERROR"));
         let s = server(json!({"id": "a", "name": "a", "status": "BUILD"}));
         let all = Selection {
             tagged: None,
+            sources: all_sources.clone(),
             error_instances: true,
         };
-        assert!(all.judge(&s).is_err());
+        assert!(all.judge(&s, &none).is_err());
+
+        // The tag through the flavor, then the image; the server's own
+        // metadata, when it has the key, decides before either.
+        let evacuable = Selection {
+            tagged: Some(("evacuable".into(), Some("true".into()))),
+            sources: all_sources,
+            error_instances: false,
+        };
+        let flavored = server(json!({"id": "f", "name": "f", "status": "ACTIVE",
+            "flavor": {"vcpus": 1, "ram": 64, "disk": 0, "extra_specs": {"evacuable": "true"}},
+            "image": {"id": "img1"}}));
+        assert_eq!(evacuable.needs_image(&flavored), None);
+        assert_eq!(evacuable.judge(&flavored, &none), Ok(()));
+        let imaged = server(json!({"id": "i", "name": "i", "status": "ACTIVE",
+            "flavor": {"vcpus": 1, "ram": 64, "disk": 0}, "image": {"id": "img1"}}));
+        assert_eq!(evacuable.needs_image(&imaged).as_deref(), Some("img1"));
+        let mut images = ImageProperties::new();
+        images.insert(
+            "img1".into(),
+            Ok([("evacuable".to_string(), "True".to_string())].into()),
+        );
+        assert_eq!(evacuable.judge(&imaged, &images), Ok(()));
+        let opted_out = server(json!({"id": "o", "name": "o", "status": "ACTIVE",
+            "metadata": {"evacuable": "false"}, "image": {"id": "img1"}}));
+        assert_eq!(evacuable.needs_image(&opted_out), None);
+        let why = evacuable.judge(&opted_out, &images).expect_err("opted out");
+        assert!(why.contains("in its metadata"), "{why}");
+        images.insert("img1".into(), Err("Glance answered 503".into()));
+        let why = evacuable.judge(&imaged, &images).expect_err("unreadable");
+        assert!(why.contains("cannot be read: Glance answered 503"), "{why}");
+        let from_volume = server(json!({"id": "v", "name": "v", "status": "ACTIVE", "image": ""}));
+        assert_eq!(evacuable.needs_image(&from_volume), None);
+        let only_metadata = Selection {
+            sources: vec![TagSource::Metadata],
+            ..evacuable.clone()
+        };
+        assert!(only_metadata.judge(&flavored, &none).is_err());
 
         let m = |id: u64, status: &str| -> Migration {
             serde_json::from_value(json!({"id": id, "instance_uuid": "a", "status": status, "migration_type": "evacuation"}))

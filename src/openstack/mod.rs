@@ -2,13 +2,14 @@
 //! reads it, Keystone v3 tokens (password and application credentials)
 //! cached until shortly before they expire, the service catalog, one
 //! service client ([`client::Session`]) and the typed calls the binaries
-//! need of Nova, Neutron, Masakari and Placement.
+//! need of Nova, Neutron, Masakari, Placement and Glance.
 //!
 //! Secrets (passwords, application-credential secrets, tokens) live in
 //! [`Secret`], whose `Debug` prints `***`; they never reach a record.
 
 pub mod client;
 pub mod config;
+pub mod glance;
 pub mod keystone;
 pub mod masakari;
 pub mod neutron;

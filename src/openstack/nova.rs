@@ -96,6 +96,20 @@ pub struct Server {
     /// Its flavor as embedded from 2.47 (what it needs on another host).
     #[serde(default)]
     pub flavor: Option<Flavor>,
+    /// The image it was booted from: `{"id": ...}`, or `""` when it boots
+    /// from a volume.
+    #[serde(default)]
+    pub image: serde_json::Value,
+}
+
+impl Server {
+    /// The id of the image it was booted from, if any.
+    pub fn image_id(&self) -> Option<&str> {
+        self.image
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .filter(|id| !id.is_empty())
+    }
 }
 
 /// A server's flavor as Nova embeds it (2.47+).
@@ -116,6 +130,9 @@ pub struct Flavor {
     /// Swap, MiB.
     #[serde(default)]
     pub swap: u64,
+    /// Its extra specs, as embedded with it (2.47+).
+    #[serde(default)]
+    pub extra_specs: std::collections::BTreeMap<String, String>,
 }
 
 impl Flavor {

@@ -626,6 +626,56 @@ h = {"X-Auth-Token": t, "Content-Type": "application/json", "OpenStack-API-Versi
     /// Boot server `name` with no network and `metadata` on `host` (the
     /// fake driver), ACTIVE within a minute; its id.
     pub fn boot(&self, name: &str, host: &str, metadata: &serde_json::Value) -> String {
+        self.boot_with(
+            name,
+            host,
+            metadata,
+            self.var("OS_IMAGE_ID"),
+            self.var("OS_FLAVOR_ID"),
+        )
+    }
+
+    /// A flavor whose extra specs and an image whose properties carry
+    /// `key=value` (made once per call; the test names them): their ids.
+    pub fn tagged_flavor_and_image(&self, name: &str, key: &str, value: &str) -> (String, String) {
+        let script = r#"
+name, key, value = sys.argv[1:4]
+glance = [e for e in body["token"]["catalog"] if e["type"] == "image"][0]["endpoints"][0]["url"]
+_, fl = call(nova + "/flavors", "POST", {"flavor": {"name": name, "ram": 64, "vcpus": 1, "disk": 0}}, t)
+fid = fl["flavor"]["id"]
+call(nova + "/flavors/" + fid + "/os-extra_specs", "POST", {"extra_specs": {key: value}}, t)
+_, img = call(glance + "/v2/images", "POST", {"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public", key: value}, t)
+req = urllib.request.Request(glance + "/v2/images/%s/file" % img["id"], method="PUT", data=b"\0" * 1024,
+    headers={"X-Auth-Token": t, "Content-Type": "application/octet-stream"})
+urllib.request.urlopen(req, timeout=30)
+for _ in range(60):
+    _, i = call(glance + "/v2/images/" + img["id"], token=t)
+    if i["status"] == "active":
+        break
+    time.sleep(0.5)
+print(fid, img["id"])
+"#;
+        let out = self.python(script, &[name, key, value]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut ids = text.split_whitespace().map(str::to_string);
+        match (ids.next(), ids.next()) {
+            (Some(f), Some(i)) => (f, i),
+            _ => panic!(
+                "flavor and image {name}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// [`Stack::boot`] from `image` with `flavor`.
+    pub fn boot_with(
+        &self,
+        name: &str,
+        host: &str,
+        metadata: &serde_json::Value,
+        image: &str,
+        flavor: &str,
+    ) -> String {
         let script = r#"
 image, flavor, name, host, metadata = sys.argv[1:6]
 _, s = call(nova + "/servers", "POST", {"server": {"name": name, "imageRef": image, "flavorRef": flavor,
@@ -638,16 +688,7 @@ for _ in range(120):
     time.sleep(0.5)
 print(sid, d["server"]["status"])
 "#;
-        let out = self.python(
-            script,
-            &[
-                self.var("OS_IMAGE_ID"),
-                self.var("OS_FLAVOR_ID"),
-                name,
-                host,
-                &metadata.to_string(),
-            ],
-        );
+        let out = self.python(script, &[image, flavor, name, host, &metadata.to_string()]);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
             text.trim().ends_with("ACTIVE"),

@@ -515,3 +515,85 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         std::thread::sleep(Duration::from_secs(3));
     }
 }
+
+#[test]
+fn evacuate_reads_the_tag_from_the_flavor_and_the_image_with_the_servers_metadata_first() {
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(stack) = Stack::get() else { return };
+    let dir = TempDir::new("evacuate-tags");
+    let cache = dir.0.join("cache").display().to_string();
+    let env = stack.env(&cache);
+    let tag = format!("et{}", std::process::id());
+    let (flavor, image) = stack.tagged_flavor_and_image(&tag, "evacuable", "true");
+    let (plain_image, plain_flavor) = (stack.var("OS_IMAGE_ID"), stack.var("OS_FLAVOR_ID"));
+    let none = serde_json::json!({});
+    let ids = vec![
+        // Tagged by its flavor's extra specs.
+        stack.boot_with(&format!("{tag}-f"), "compute2", &none, plain_image, &flavor),
+        // Tagged by its image's properties.
+        stack.boot_with(&format!("{tag}-i"), "compute2", &none, &image, plain_flavor),
+        // Its own metadata opts it out of what its image opts in.
+        stack.boot_with(
+            &format!("{tag}-o"),
+            "compute2",
+            &serde_json::json!({"evacuable": "false"}),
+            &image,
+            plain_flavor,
+        ),
+        // Tagged nowhere.
+        stack.boot(&format!("{tag}-n"), "compute2", &none),
+    ];
+    struct Cleanup<'a>(&'a Stack, Vec<String>);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.0.delete(&self.1);
+        }
+    }
+    let _clean = Cleanup(&stack, ids.clone());
+    // The plan only (compute2 is up, so nothing could be done anyway).
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["compute2", "--tagged", "evacuable=true", "-t", "60"];
+        args.extend_from_slice(extra);
+        let run = run_clean(EVACUATE, &args, &env);
+        let rs = run.records();
+        ids.iter()
+            .map(|id| {
+                let r = find(&rs, id, "plan");
+                (
+                    r.details.get("evacuable") == Some(&serde_json::json!(true)),
+                    r.details
+                        .get("why")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let got = plan(&[]);
+    let evacuable: Vec<bool> = got.iter().map(|(e, _)| *e).collect();
+    assert_eq!(evacuable, [true, true, false, false], "{got:?}");
+    assert!(got[2].1.contains("in its metadata"), "{got:?}");
+    assert!(got[3].1.starts_with("not tagged evacuable"), "{got:?}");
+    // Only the metadata, as masakari reads it: neither flavor nor image counts.
+    let got = plan(&["--tag-sources", "metadata"]);
+    assert!(got.iter().all(|(e, _)| !e), "{got:?}");
+    let got = plan(&["--tag-sources", "flavor,image"]);
+    let evacuable: Vec<bool> = got.iter().map(|(e, _)| *e).collect();
+    assert_eq!(evacuable, [true, true, true, false], "{got:?}");
+    // A source that is not one: exit 3, one line.
+    let bad = run_clean(
+        EVACUATE,
+        &[
+            "compute2",
+            "--tagged",
+            "evacuable",
+            "--tag-sources",
+            "volume",
+        ],
+        &env,
+    );
+    assert_eq!(bad.code, 3, "{}{}", bad.stdout, bad.stderr);
+}
