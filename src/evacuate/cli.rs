@@ -22,7 +22,7 @@ use super::{
     TagSource, CHECK, MARKER,
 };
 use crate::cli::{Common, Context, Tool, UsageError};
-use crate::openstack::client::{OsArgs, OsError, Session};
+use crate::openstack::client::{Answer, OsArgs, OsError, Session};
 use crate::openstack::nova::{ComputeService, Nova, Server};
 use crate::report::{Metric, Record, Status, TraceStep};
 use crate::state::Locked;
@@ -1110,6 +1110,7 @@ impl Args {
                     tries: 0,
                     baseline: u64::MAX,
                     migration: None,
+                    request_ids: Vec::new(),
                     moved_to: None,
                     locked: false,
                     why: None,
@@ -1332,6 +1333,9 @@ impl Args {
             if let Some(m) = job.migration {
                 r.detail("migration", m);
             }
+            if !job.request_ids.is_empty() {
+                r.detail("request_ids", json!(job.request_ids));
+            }
             if let Some(t) = &job.moved_to {
                 r.detail("moved_to", t.as_str());
             }
@@ -1465,6 +1469,13 @@ impl Args {
                     } else {
                         nova.action(id, &body, ctx.deadline, &mut trace)
                     };
+                    if let Ok(Answer {
+                        request_id: Some(rid),
+                        ..
+                    }) = &answer
+                    {
+                        job.request_ids.push(rid.clone());
+                    }
                     match answer {
                         Ok(a) if (200..300).contains(&a.status) => {
                             job.step = Step::Submitted;

@@ -104,6 +104,10 @@ pub struct Job {
     /// The migration of the last call, once seen.
     #[serde(default)]
     pub migration: Option<u64>,
+    /// Nova's request id of each evacuate call answered (what its logs
+    /// are searched by when an evacuation goes wrong).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_ids: Vec<String>,
     /// Where it went.
     #[serde(default)]
     pub moved_to: Option<String>,
@@ -581,6 +585,7 @@ mod tests {
             tries: 1,
             baseline: 0,
             migration: None,
+            request_ids: vec![],
             moved_to: None,
             locked: false,
             why: None,

@@ -234,6 +234,9 @@ pub struct Answer {
     pub status: u16,
     /// The body as text (at most [`ANSWER_MAX`] bytes).
     pub body: String,
+    /// The service's id for the request (`x-openstack-request-id`, or
+    /// Nova's `x-compute-request-id`): what its logs are searched by.
+    pub request_id: Option<String>,
 }
 
 impl Answer {
@@ -508,6 +511,15 @@ impl Session {
             match result {
                 Ok(mut response) => {
                     let status = response.status().as_u16();
+                    let request_id = ["x-openstack-request-id", "x-compute-request-id"]
+                        .iter()
+                        .find_map(|h| response.headers().get(*h)?.to_str().ok())
+                        .map(|v| {
+                            v.chars()
+                                .filter(|c| !c.is_control())
+                                .take(80)
+                                .collect::<String>()
+                        });
                     let text = response
                         .body_mut()
                         .with_config()
@@ -526,12 +538,20 @@ impl Session {
                         (200..300).contains(&status),
                         started.elapsed(),
                         Some(format!(
-                            "{} {} → HTTP {status}",
+                            "{} {} → HTTP {status}{}",
                             method.as_str(),
-                            crate::redact::urls_in(path)
+                            crate::redact::urls_in(path),
+                            request_id
+                                .as_deref()
+                                .map(|id| format!(" ({id})"))
+                                .unwrap_or_default()
                         )),
                     ));
-                    return Ok(Answer { status, body: text });
+                    return Ok(Answer {
+                        status,
+                        body: text,
+                        request_id,
+                    });
                 }
                 Err(e) => {
                     let reset = matches!(&e, ureq::Error::Io(io) if matches!(io.kind(),
@@ -929,6 +949,7 @@ mod tests {
         let a = Answer {
             status: 200,
             body: r#"{"things": [1, 2]}"#.into(),
+            request_id: None,
         };
         let v: Vec<u32> = parse(&a, "things").expect("parses");
         assert_eq!(v, vec![1, 2]);

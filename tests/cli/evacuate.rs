@@ -419,7 +419,28 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         // All to the reserved host (--reserved: reserved_host recovery).
         assert_eq!(rec.details["moved_to"], "compute3", "{rec:?}");
         assert!(rec.details["migration"].as_u64().is_some(), "{rec:?}");
+        // Nova's request id of each evacuate call, for its logs.
+        let rids = rec.details["request_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !rids.is_empty()
+                && rids
+                    .iter()
+                    .all(|r| r.as_str().is_some_and(|r| r.starts_with("req-"))),
+            "{rec:?}"
+        );
     }
+    let journal = std::fs::read_to_string(&state).unwrap_or_default();
+    let journal: serde_json::Value = serde_json::from_str(&journal).expect("journal");
+    let job = &journal["hosts"]["compute1"]["instances"][&ids[0]];
+    assert!(
+        job["request_ids"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req-")),
+        "the journal keeps them: {job}"
+    );
     assert!(!rs
         .iter()
         .any(|r| r.target == ids[2] && r.event.as_deref() == Some("instance")));
