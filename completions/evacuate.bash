@@ -23,7 +23,7 @@ _evacuate() {
 
     case "${cmd}" in
         evacuate)
-            opts="-t -v -h -V --execute --state --probe --service-down-time --fence --fence-status --fence-off --fence-timeout --no-fence --i-understand-unfenced --max-hosts --window --cooldown --max-down-percent --tagged --tag-sources --error-instances --target-host --reserved --recovery --priority-key --stop-evacuated --concurrency --stagger --instance-timeout --retries --reenable --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
+            opts="-t -v -h -V --execute --state --probe --service-down-time --fence --fence-status --fence-off --fence-timeout --no-fence --i-understand-unfenced --max-hosts --max-hosts-per-zone --max-hosts-per-aggregate --window --cooldown --max-down-percent --tagged --tag-sources --error-instances --target-host --reserved --recovery --priority-key --stop-evacuated --concurrency --stagger --instance-timeout --retries --reenable --os-cloud --os-interface --os-region --os-endpoint-override --no-token-cache --timeout --timeout-state --verbose --label --format --output --every --count --hostname --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -58,6 +58,14 @@ _evacuate() {
                     return 0
                     ;;
                 --max-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-hosts-per-zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-hosts-per-aggregate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,6 +6,8 @@ complete -c evacuate -l fence-status -d 'The command that reads the host\'s powe
 complete -c evacuate -l fence-off -d 'What --fence-status must print for power off (a regex)' -r
 complete -c evacuate -l fence-timeout -d 'How long each fence command may run' -r
 complete -c evacuate -l max-hosts -d 'At most N hosts begun per --window' -r
+complete -c evacuate -l max-hosts-per-zone -d 'At most N hosts of one availability zone begun per --window (a zone lost at once is more likely the network than its hosts)' -r
+complete -c evacuate -l max-hosts-per-aggregate -d 'At most N hosts of one host aggregate (a rack, a power feed) begun per --window' -r
 complete -c evacuate -l window -d 'The window --max-hosts counts in' -r
 complete -c evacuate -l cooldown -d 'A host evacuated less than this long ago is not evacuated again' -r
 complete -c evacuate -l max-down-percent -d 'Refuse when more than this share of all nova-compute services is down at once, % (a partition looks like many dead hosts)' -r

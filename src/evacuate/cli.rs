@@ -18,8 +18,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use super::{
-    host_name, progress, Brakes, HostJob, ImageProperties, Job, Journal, Progress, Selection, Step,
-    TagSource, CHECK, MARKER,
+    host_name, progress, Brakes, Groups, HostJob, ImageProperties, Job, Journal, Progress,
+    Selection, Step, TagSource, CHECK, MARKER,
 };
 use crate::cli::{Common, Context, Tool, UsageError};
 use crate::openstack::client::{Answer, OsArgs, OsError, Session};
@@ -126,6 +126,18 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Brakes",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_hosts: u32,
+
+    /// At most N hosts of one availability zone begun per --window (a zone
+    /// lost at once is more likely the network than its hosts).
+    #[arg(long, value_name = "N", help_heading = "Brakes",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_hosts_per_zone: Option<u32>,
+
+    /// At most N hosts of one host aggregate (a rack, a power feed) begun per
+    /// --window.
+    #[arg(long, value_name = "N", help_heading = "Brakes",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_hosts_per_aggregate: Option<u32>,
 
     /// The window --max-hosts counts in.
     #[arg(long, value_name = "DURATION", default_value = "1h",
@@ -391,6 +403,8 @@ impl Tool for Args {
                 window: self.window.as_secs(),
                 cooldown: self.cooldown.as_secs(),
                 max_down_percent: self.max_down_percent,
+                max_per_zone: self.max_hosts_per_zone.map(|n| n as usize),
+                max_per_aggregate: self.max_hosts_per_aggregate.map(|n| n as usize),
             },
         })
     }
@@ -636,9 +650,35 @@ impl Args {
             .as_ref()
             .and_then(|j| j.value.hosts.get(host))
             .is_some_and(|h| h.finished.is_none());
-        let brake = journal
-            .as_ref()
-            .and_then(|j| j.value.brake(host, &p.brakes, now));
+        let mut groups = Groups::default();
+        for svc in &services {
+            if let Some(z) = &svc.zone {
+                groups.zone.insert(svc.host.clone(), z.clone());
+            }
+        }
+        let mut unreadable = None;
+        if p.brakes.max_per_aggregate.is_some() && journal.is_some() {
+            match nova.aggregates(ctx.deadline, &mut trace) {
+                Ok(aggs) => {
+                    for a in aggs {
+                        for h in a.hosts {
+                            groups.aggregates.entry(h).or_default().push(a.name.clone());
+                        }
+                    }
+                }
+                // Not knowing the racks is not knowing the brake: held.
+                Err(e) => {
+                    unreadable = Some(format!(
+                        "brake: the host aggregates cannot be read (--max-hosts-per-aggregate): {e}"
+                    ))
+                }
+            }
+        }
+        let brake = unreadable.or_else(|| {
+            journal
+                .as_ref()
+                .and_then(|j| j.value.brake(host, &p.brakes, &groups, now))
+        });
         locks.push(Lock {
             name: "brakes",
             ok: brake.is_none(),
@@ -648,9 +688,15 @@ impl Args {
                 } else if journal.is_none() {
                     "not counted: no --state journal (--execute needs one)".into()
                 } else {
+                    let mut ceilings = format!("--max-hosts {}", p.brakes.max_hosts);
+                    if let Some(n) = p.brakes.max_per_zone {
+                        ceilings.push_str(&format!(", --max-hosts-per-zone {n}"));
+                    }
+                    if let Some(n) = p.brakes.max_per_aggregate {
+                        ceilings.push_str(&format!(", --max-hosts-per-aggregate {n}"));
+                    }
                     format!(
-                        "within --max-hosts {} per {} and --cooldown",
-                        p.brakes.max_hosts,
+                        "within {ceilings} per {} and --cooldown",
                         humantime::format_duration(Duration::from_secs(p.brakes.window))
                     )
                 }

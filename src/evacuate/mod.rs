@@ -180,13 +180,27 @@ pub struct Brakes {
     pub cooldown: u64,
     /// At most this share of the nova-compute services down at once, %.
     pub max_down_percent: f64,
+    /// At most this many hosts of one availability zone begun per `window`.
+    pub max_per_zone: Option<usize>,
+    /// At most this many hosts of one host aggregate begun per `window`.
+    pub max_per_aggregate: Option<usize>,
+}
+
+/// Which zone and aggregates each host is in (from Nova), for the brakes
+/// per zone and per aggregate.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    /// A host's availability zone.
+    pub zone: BTreeMap<String, String>,
+    /// The aggregates a host is in.
+    pub aggregates: BTreeMap<String, Vec<String>>,
 }
 
 impl Journal {
     /// Why a new evacuation of `host` must not begin now, if it must not.
     /// A host whose evacuation is in the journal and unfinished is resumed,
     /// not braked.
-    pub fn brake(&self, host: &str, b: &Brakes, now: u64) -> Option<String> {
+    pub fn brake(&self, host: &str, b: &Brakes, groups: &Groups, now: u64) -> Option<String> {
         if self.hosts.get(host).is_some_and(|j| j.finished.is_none()) {
             return None;
         }
@@ -218,6 +232,34 @@ impl Journal {
                 humantime::format_duration(std::time::Duration::from_secs(b.window)),
                 b.max_hosts
             ));
+        }
+        let window = humantime::format_duration(std::time::Duration::from_secs(b.window));
+        let begun_in = |member: &dyn Fn(&str) -> bool| {
+            self.history
+                .iter()
+                .filter(|(h, at)| now.saturating_sub(*at) < b.window && member(h))
+                .count()
+        };
+        if let (Some(n), Some(zone)) = (b.max_per_zone, groups.zone.get(host)) {
+            let begun = begun_in(&|h| groups.zone.get(h) == Some(zone));
+            if begun >= n {
+                return Some(format!(
+                    "brake: {begun} evacuation{} in zone {zone} begun in the last {window} (--max-hosts-per-zone {n})",
+                    if begun == 1 { "" } else { "s" },
+                ));
+            }
+        }
+        if let Some(n) = b.max_per_aggregate {
+            for agg in groups.aggregates.get(host).into_iter().flatten() {
+                let begun =
+                    begun_in(&|h| groups.aggregates.get(h).is_some_and(|a| a.contains(agg)));
+                if begun >= n {
+                    return Some(format!(
+                        "brake: {begun} evacuation{} in aggregate {agg} begun in the last {window} (--max-hosts-per-aggregate {n})",
+                        if begun == 1 { "" } else { "s" },
+                    ));
+                }
+            }
         }
         None
     }
@@ -649,6 +691,8 @@ mod tests {
             window: 3600,
             cooldown: 1800,
             max_down_percent: 50.0,
+            max_per_zone: None,
+            max_per_aggregate: None,
         }
     }
 
@@ -656,24 +700,66 @@ mod tests {
     fn brakes_count_the_window_and_the_cooldown() {
         let mut j = Journal::default();
         let now = 100_000;
-        assert_eq!(j.brake("c1", &brakes(), now), None);
+        assert_eq!(j.brake("c1", &brakes(), &Groups::default(), now), None);
         j.history.push(("c1".into(), now - 60));
-        let e = j.brake("c1", &brakes(), now).expect("cooldown");
+        let e = j
+            .brake("c1", &brakes(), &Groups::default(), now)
+            .expect("cooldown");
         assert!(e.starts_with("cooldown: c1 was evacuated 1m ago"), "{e}");
-        assert_eq!(j.brake("c2", &brakes(), now), None);
+        assert_eq!(j.brake("c2", &brakes(), &Groups::default(), now), None);
         j.history.push(("c2".into(), now - 30));
-        let e = j.brake("c3", &brakes(), now).expect("brake");
+        let e = j
+            .brake("c3", &brakes(), &Groups::default(), now)
+            .expect("brake");
         assert!(
             e.starts_with("brake: 2 evacuations begun in the last 1h"),
             "{e}"
         );
         // Resuming an unfinished one is not braked.
         j.hosts.insert("c2".into(), HostJob::default());
-        assert_eq!(j.brake("c2", &brakes(), now), None);
+        assert_eq!(j.brake("c2", &brakes(), &Groups::default(), now), None);
         // Old history goes.
         j.history.push(("c0".into(), 1));
         j.prune(&brakes(), now);
         assert_eq!(j.history.len(), 2);
+    }
+
+    #[test]
+    fn brakes_per_zone_and_per_aggregate() {
+        let mut j = Journal::default();
+        let now = 100_000;
+        let b = Brakes {
+            max_hosts: 10,
+            cooldown: 0,
+            max_per_zone: Some(1),
+            max_per_aggregate: Some(2),
+            ..brakes()
+        };
+        let mut g = Groups::default();
+        for (h, z) in [("a1", "az1"), ("a2", "az1"), ("b1", "az2"), ("b2", "az2")] {
+            g.zone.insert(h.into(), z.into());
+        }
+        g.aggregates.insert("b1".into(), vec!["rack9".into()]);
+        g.aggregates.insert("b2".into(), vec!["rack9".into()]);
+        g.aggregates.insert("b3".into(), vec!["rack9".into()]);
+        j.history.push(("a1".into(), now - 60));
+        let e = j.brake("a2", &b, &g, now).expect("zone");
+        assert!(
+            e.contains("in zone az1") && e.contains("--max-hosts-per-zone 1"),
+            "{e}"
+        );
+        assert_eq!(j.brake("b1", &b, &g, now), None, "another zone");
+        j.history.push(("b1".into(), now - 30));
+        let per_agg = Brakes {
+            max_per_zone: None,
+            ..b.clone()
+        };
+        assert_eq!(j.brake("b2", &per_agg, &g, now), None, "1 of 2 in rack9");
+        j.history.push(("b2".into(), now - 10));
+        let e = j.brake("b3", &per_agg, &g, now).expect("aggregate");
+        assert!(e.contains("in aggregate rack9"), "{e}");
+        // Outside the window nothing counts.
+        assert_eq!(j.brake("b3", &per_agg, &g, now + 7200), None);
     }
 
     fn server(v: serde_json::Value) -> Server {

@@ -604,6 +604,33 @@ fn evacuate_reads_the_tag_from_the_flavor_and_the_image_with_the_servers_metadat
     let got = plan(&["--tag-sources", "flavor,image"]);
     let evacuable: Vec<bool> = got.iter().map(|(e, _)| *e).collect();
     assert_eq!(evacuable, [true, true, true, false], "{got:?}");
+    // The ceilings per zone and per aggregate read Nova's zones and
+    // aggregates, and hold nothing back with an empty journal.
+    let state = dir.0.join("evacuate.json").display().to_string();
+    let run = run_clean(
+        EVACUATE,
+        &[
+            "compute2",
+            "--state",
+            &state,
+            "--max-hosts-per-zone",
+            "1",
+            "--max-hosts-per-aggregate",
+            "1",
+            "-t",
+            "60",
+        ],
+        &env,
+    );
+    let rs = run.records();
+    let brakes = interlock(find(&rs, "compute2", "plan"), "brakes");
+    assert_eq!(brakes["ok"], true, "{brakes}");
+    assert!(
+        brakes["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("--max-hosts-per-zone 1, --max-hosts-per-aggregate 1")),
+        "{brakes}"
+    );
     // A source that is not one: exit 3, one line.
     let bad = run_clean(
         EVACUATE,
