@@ -4,7 +4,8 @@
 # MariaDB, RabbitMQ, Placement, Glance, Nova (API, conductor, scheduler and
 # one fake-driver nova-compute per host) and Neutron (ML2 with no mechanism
 # driver, one neutron-metadata-agent per host, so `GET /v2.0/agents` has real
-# heartbeats).
+# heartbeats) and Masakari (API and engine, for notify's sink and for
+# comparing evacuate with masakari's host-failure recovery).
 #   scripts/openstack.sh start DIR KEYSTONE_ENV [HOSTS]   install if needed, start; writes DIR/env
 #   scripts/openstack.sh stop DIR                          stop everything it started
 #   scripts/openstack.sh restart-compute DIR HOST          kill and start HOST's nova-compute
@@ -24,6 +25,12 @@ nova_port=${SKYPROBE_NOVA_PORT:-18774}
 placement_port=${SKYPROBE_PLACEMENT_PORT:-18778}
 glance_port=${SKYPROBE_GLANCE_PORT:-19292}
 neutron_port=${SKYPROBE_NEUTRON_PORT:-19696}
+masakari_port=${SKYPROBE_MASAKARI_PORT:-25868}
+# masakari-engine's fixed sleep after disabling a failed host's compute
+# (its default is 180 s; it must outlast Nova's service_down_time, else
+# every evacuation is refused). Shortened for the tests, like those below.
+masakari_wait=${SKYPROBE_MASAKARI_WAIT:-15}
+masakari_threads=${SKYPROBE_MASAKARI_THREADS:-3}
 # Shortened so drills run quickly (production: 60 s and 75 s).
 report_interval=3
 service_down_time=12
@@ -70,7 +77,7 @@ fi
 ks_env=${3:?keystone env file (scripts/keystone.sh writes it)}
 hosts=${4:-3}
 
-packages=(python3-nova python3-placement python3-glance python3-neutron python3-pymysql
+packages=(python3-nova python3-placement python3-glance python3-neutron python3-masakari python3-pymysql
           rabbitmq-server mariadb-server uwsgi-core uwsgi-plugin-python3)
 missing=()
 for p in "${packages[@]}"; do
@@ -98,9 +105,10 @@ db_pw=db-$RANDOM$RANDOM
 
 # The paste files are in the *-common packages (whose maintainer scripts
 # want dbconfig): fetched and unpacked, never installed.
-if [ ! -f /var/cache/skyprobe-openstack/usr/share/nova-common/api-paste.ini ]; then
+if [ ! -f /var/cache/skyprobe-openstack/usr/share/nova-common/api-paste.ini ] ||
+   [ ! -f /var/cache/skyprobe-openstack/etc/masakari/api-paste.ini ]; then
   mkdir -p /var/cache/skyprobe-openstack
-  (cd /var/cache/skyprobe-openstack && apt-get download -qq nova-common neutron-common glance-common 2>/dev/null &&
+  (cd /var/cache/skyprobe-openstack && apt-get download -qq nova-common neutron-common glance-common masakari-api 2>/dev/null &&
      for d in ./*.deb; do dpkg -x "$d" .; done && rm -f ./*.deb)
 fi
 share=/var/cache/skyprobe-openstack/usr/share
@@ -128,7 +136,7 @@ daemon mysqld /usr/sbin/mariadbd --no-defaults --datadir="$dir/mysql" --socket="
   --innodb-buffer-pool-size=64M --max-connections=500 --log-error="$dir/logs/mysqld.err"
 wait_port "$db_port" MariaDB
 mysql --no-defaults --socket="$dir/mysql.sock" -uroot <<SQL
-CREATE DATABASE nova_api; CREATE DATABASE nova; CREATE DATABASE nova_cell0; CREATE DATABASE neutron;
+CREATE DATABASE nova_api; CREATE DATABASE nova; CREATE DATABASE nova_cell0; CREATE DATABASE neutron; CREATE DATABASE masakari;
 CREATE USER 'os'@'127.0.0.1' IDENTIFIED BY '$db_pw';
 GRANT ALL PRIVILEGES ON *.* TO 'os'@'127.0.0.1';
 SQL
@@ -150,9 +158,9 @@ wait_port "$rabbit_port" RabbitMQ
 transport="rabbit://guest:guest@127.0.0.1:$rabbit_port/"
 
 # Services and endpoints in the Keystone.
-$py - "$ks" "$admin_pw" "$nova_port" "$placement_port" "$glance_port" "$neutron_port" <<'PY'
+$py - "$ks" "$admin_pw" "$nova_port" "$placement_port" "$glance_port" "$neutron_port" "$masakari_port" <<'PY'
 import json, sys, urllib.request
-ks, pw, nova, placement, glance, neutron = sys.argv[1:7]
+ks, pw, nova, placement, glance, neutron, masakari = sys.argv[1:8]
 def call(method, path, body=None, token=None):
     req = urllib.request.Request(ks + path, method=method, data=json.dumps(body).encode() if body else None,
                                  headers={"Content-Type": "application/json", **({"X-Auth-Token": token} if token else {})})
@@ -161,7 +169,8 @@ def call(method, path, body=None, token=None):
 token = call("POST", "/auth/tokens", {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
                                                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})[0]
 for kind, name, url in [("compute", "nova", "http://127.0.0.1:%s/v2.1" % nova), ("placement", "placement", "http://127.0.0.1:%s" % placement),
-                        ("image", "glance", "http://127.0.0.1:%s" % glance), ("network", "neutron", "http://127.0.0.1:%s" % neutron)]:
+                        ("image", "glance", "http://127.0.0.1:%s" % glance), ("network", "neutron", "http://127.0.0.1:%s" % neutron),
+                        ("instance-ha", "masakari", "http://127.0.0.1:%s/v1/$(project_id)s" % masakari)]:
     _, s = call("POST", "/services", {"service": {"type": kind, "name": name}}, token)
     for interface in ("public", "internal", "admin"):
         call("POST", "/endpoints", {"endpoint": {"service_id": s["service"]["id"], "interface": interface, "url": url, "region_id": "RegionOne"}}, token)
@@ -359,10 +368,77 @@ CONF
     --log-file "$dir/logs/metadata-agent-$h.log"
 done
 
+# Masakari: the API (under uwsgi, like Nova's) and the engine. Both start
+# through a wrapper that gives a request context's read_deleted its default
+# (Masakari 14.0.2 with Debian's oslo.messaging answers 500 on every create
+# without it).
+mkdir -p "$dir/masakari"
+cp /var/cache/skyprobe-openstack/etc/masakari/api-paste.ini "$dir/masakari/"
+cat >"$dir/masakari/masakari.conf" <<CONF
+[DEFAULT]
+transport_url = $transport
+auth_strategy = keystone
+masakari_api_listen = 127.0.0.1
+masakari_api_listen_port = $masakari_port
+masakari_api_workers = 1
+log_file = $dir/logs/masakari.log
+os_privileged_user_name = admin
+os_privileged_user_password = $admin_pw
+os_privileged_user_tenant = admin
+os_privileged_user_auth_url = $ks
+os_region_name = RegionOne
+os_user_domain_name = Default
+os_project_domain_name = Default
+nova_catalog_admin_info = compute:nova:publicURL
+duplicate_notification_detection_interval = 0
+wait_period_after_service_update = $masakari_wait
+wait_period_after_evacuation = 300
+process_unfinished_notifications_interval = 10
+retry_notification_new_status_interval = 10
+host_failure_recovery_threads = $masakari_threads
+[database]
+connection = $db/masakari
+[keystone_authtoken]
+$authtoken
+[oslo_concurrency]
+lock_path = $dir/masakari/locks
+[host_failure]
+evacuate_all_instances = true
+ignore_instances_in_error_state = false
+CONF
+cat >"$dir/masakari/start.py" <<'PY'
+import sys
+import masakari.context as context
+# A context rebuilt from an RPC message carries read_deleted=None.
+rc = context.RequestContext
+keep = rc._set_read_deleted
+rc.read_deleted = property(rc._get_read_deleted, lambda self, v: keep(self, v or "no"), rc._del_read_deleted)
+what = sys.argv.pop(1)
+if what == "wsgi":
+    from masakari.cmd.api import initialize_application
+    application = initialize_application()
+else:
+    from masakari.cmd.engine import main
+    sys.argv[0] = "masakari-engine"
+    sys.exit(main())
+PY
+$py -c 'import sys; from masakari.cmd.manage import main; sys.argv[0] = "masakari-manage"; sys.exit(main())' \
+  --config-file "$dir/masakari/masakari.conf" db sync >"$dir/logs/masakari-manage.out" 2>&1
+cat >"$dir/masakari/wsgi.py" <<WSGI
+import sys
+sys.argv[1:] = ["wsgi", "--config-file", "$dir/masakari/masakari.conf"]
+exec(open("$dir/masakari/start.py").read())
+WSGI
+daemon masakari-api uwsgi --plugin python3 --http-socket "127.0.0.1:$masakari_port" --wsgi-file "$dir/masakari/wsgi.py" \
+  --processes 1 --threads 1 --master --die-on-term --add-header "Connection: close" \
+  --env OS_MASAKARI_CONFIG_DIR="$dir/masakari" --logto "$dir/logs/masakari-api.log"
+daemon masakari-engine $py "$dir/masakari/start.py" engine --config-file "$dir/masakari/masakari.conf"
+
 wait_port "$placement_port" Placement
 wait_port "$glance_port" Glance
 wait_port "$neutron_port" Neutron
 wait_port "$nova_port" "Nova API"
+wait_port "$masakari_port" "Masakari API"
 
 # Ready when every compute is up in Nova, every agent alive in Neutron, and
 # an image exists (bounded: about three minutes).
@@ -414,6 +490,7 @@ PY
   cat "$dir/ids"
   echo "NOVA_URL=http://127.0.0.1:$nova_port/v2.1"
   echo "NEUTRON_URL=http://127.0.0.1:$neutron_port"
+  echo "MASAKARI_URL=http://127.0.0.1:$masakari_port/v1"
   echo "OS_HOSTS=$hosts"
   echo "OS_SERVICE_DOWN_TIME=$service_down_time"
   echo "OS_AGENT_DOWN_TIME=$agent_down_time"

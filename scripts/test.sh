@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
-# server, Keystone, Nova, Neutron and what they need, crm_mon, Icinga 2,
+# server, Keystone, Nova, Neutron, Masakari and what they need, crm_mon, Icinga 2,
 # systemd-analyze and cron for the examples, nftables for canary-peer's
 # lossy links), starts Keystone and the
 # OpenStack services on 127.0.0.1, then format check, clippy (with and without
@@ -50,7 +50,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 # A real Keystone for the OpenStack tests; a second one under a real Nova
-# (three fake-driver computes) and Neutron (an agent per host) with what
+# (three fake-driver computes), Neutron (an agent per host) and Masakari with what
 # they need, so the services' own token requests never mix with what the
 # Keystone tests count. Installed from Debian's packages on first use,
 # stopped however the tests end.

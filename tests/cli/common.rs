@@ -698,6 +698,42 @@ print(sid, d["server"]["status"])
         text.split_whitespace().next().unwrap_or("").to_string()
     }
 
+    /// One call to the service of catalog type `kind` (`instance-ha`,
+    /// `compute`, ...) as admin: its HTTP status and JSON body (Null when
+    /// it has none).
+    pub fn call(
+        &self,
+        kind: &str,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let script = r#"
+import urllib.error
+kind, method, path, data = sys.argv[1:5]
+url = [e for e in body["token"]["catalog"] if e["type"] == kind][0]["endpoints"][0]["url"]
+req = urllib.request.Request(url + path, method=method, data=data.encode() if data else None, headers=h)
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        code, text = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, text = e.code, e.read()
+print(code)
+print(text.decode() or "null")
+"#;
+        let data = body.map(|b| b.to_string()).unwrap_or_default();
+        let out = self.python(script, &[kind, method, path, &data]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (code, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let code = code.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "{method} {kind} {path}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, serde_json::from_str(rest.trim()).unwrap_or_default())
+    }
+
     /// Delete servers (best effort: a test's clean-up).
     pub fn delete(&self, ids: &[String]) {
         let script = r#"

@@ -577,46 +577,6 @@ fn usage_errors_are_one_line_and_exit_3() {
     }
 }
 
-/// A stand-in for masakari-api that checks a notification the way the API
-/// reference says (POST /v1/notifications): `type` one of COMPUTE_HOST, VM,
-/// PROCESS; `hostname`, `generated_time` and `payload` required; PROCESS
-/// payloads need `process_name` and `event`, VM payloads `instance_uuid`,
-/// `vir_domain_event` and `event`; nothing else in `notification`. 400 for
-/// a body that breaks that, else the status it is set to (202).
-fn masakari_api() -> Receiver {
-    let rx = Receiver::new(202);
-    let status = Arc::clone(&rx.status);
-    let requests = Arc::clone(&rx.requests);
-    let server = http_server(Arc::new(move |req: &Request, stream: &mut dyn Stream| {
-        requests.lock().expect("lock").push(req.clone());
-        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        let n = &body["notification"];
-        let fields_ok = n.as_object().is_some_and(|o| {
-            o.keys()
-                .all(|k| ["type", "hostname", "generated_time", "payload"].contains(&k.as_str()))
-        });
-        let needs: &[&str] = match n["type"].as_str() {
-            Some("PROCESS") => &["process_name", "event"],
-            Some("VM") => &["instance_uuid", "vir_domain_event", "event"],
-            Some("COMPUTE_HOST") => &["event"],
-            _ => &["(a valid type)"],
-        };
-        let valid = req.method == "POST"
-            && req.path == "/v1/notifications"
-            && fields_ok
-            && n["hostname"].as_str().is_some_and(|h| !h.is_empty())
-            && n["generated_time"].as_str().is_some()
-            && needs.iter().all(|f| n["payload"].get(*f).is_some());
-        let code = if valid {
-            status.load(Ordering::SeqCst)
-        } else {
-            400
-        };
-        respond(stream, code, &[("Content-Type", "application/json")], b"{}");
-    }));
-    Receiver { server, ..rx }
-}
-
 /// A small SMTP server: takes every message (or refuses with 550), keeps them.
 pub(crate) fn smtp_server(refuse: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -708,28 +668,79 @@ fn email_carries_the_summary_and_the_trace() {
     assert!(events(&run.records(), "dropped")[0].summary.contains("550"));
 }
 
+/// A record from a monitor on `host`.
+fn on_host(host: &str, record: &str) -> String {
+    record.replacen("\"host\":\"mon1\"", &format!("\"host\":\"{host}\""), 1)
+}
+
 #[test]
-fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
+fn masakari_takes_vm_and_process_notifications_and_its_engine_acts_on_them() {
     let _one = crate::keystone::KEYSTONE
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let Some(ks) = crate::keystone::Ks::get() else {
+    let Some(stack) = crate::common::Stack::get() else {
         return;
     };
-    // A stand-in for masakari-api at /v1, following the API reference:
-    // POST /v1/notifications, 202 with the notification; 409 for a duplicate.
-    let api = masakari_api();
+    // The real masakari-api and engine of scripts/openstack.sh; compute2
+    // in a segment of this test's own, and an HA-enabled instance on it.
+    let tag = format!("notify{}", std::process::id());
+    let (code, seg) = stack.call(
+        "instance-ha",
+        "POST",
+        "/segments",
+        Some(&serde_json::json!({"segment": {"name": tag, "recovery_method": "auto", "service_type": "COMPUTE"}})),
+    );
+    assert_eq!(code, 201, "{seg}");
+    let seg = seg["segment"]["uuid"].as_str().unwrap_or("").to_string();
+    struct Undo<'a>(
+        &'a crate::common::Stack,
+        String,
+        Option<String>,
+        Vec<String>,
+    );
+    impl Drop for Undo<'_> {
+        fn drop(&mut self) {
+            let (s, seg) = (self.0, &self.1);
+            if let Some(h) = &self.2 {
+                let path = format!("/segments/{seg}/hosts/{h}");
+                let off = serde_json::json!({"host": {"on_maintenance": false}});
+                s.call("instance-ha", "PUT", &path, Some(&off));
+                s.call("instance-ha", "DELETE", &path, None);
+            }
+            s.call("instance-ha", "DELETE", &format!("/segments/{seg}"), None);
+            s.set_compute("compute2", None);
+            s.delete(&self.3);
+        }
+    }
+    let mut undo = Undo(&stack, seg.clone(), None, Vec::new());
+    let (code, host) = stack.call(
+        "instance-ha",
+        "POST",
+        &format!("/segments/{seg}/hosts"),
+        Some(&serde_json::json!({"host": {"name": "compute2", "type": "COMPUTE", "control_attributes": "SSH"}})),
+    );
+    assert_eq!(code, 201, "{host}");
+    let host = host["host"]["uuid"].as_str().unwrap_or("").to_string();
+    undo.2 = Some(host.clone());
+    let vm = stack.boot(
+        &format!("{tag}-vm"),
+        "compute2",
+        &serde_json::json!({"HA_Enabled": "True"}),
+    );
+    undo.3.push(vm.clone());
+
     let cache = TempDir::new("notify-masakari");
     let cache_dir = cache.0.join("c").to_string_lossy().into_owned();
-    let env = ks.password_env(&cache_dir, ks.var("KEYSTONE_DEMO_PASSWORD"));
-    let vm = r#"{"ts":"2026-11-23T18:40:00.123Z","host":"compute-3","check":"watch-domains","target":"6695eb01-f6a4-8304-79aa-97f2502e193f","name":"instance-0000002a","status":"critical","summary":"x","duration_ms":0.0,"metrics":[],"trace":[],"details":{"masakari":{"type":"VM","payload":{"event":"LIFECYCLE","instance_uuid":"6695eb01-f6a4-8304-79aa-97f2502e193f","vir_domain_event":"STOPPED_FAILED"}}},"labels":{},"event":"lifecycle"}"#;
+    let env = stack.env(&cache_dir);
+    let domain = format!(
+        r#"{{"ts":"2026-11-23T18:40:00.123Z","host":"compute2","check":"watch-domains","target":"{vm}","name":"instance-0000002a","status":"critical","summary":"x","duration_ms":0.0,"metrics":[],"trace":[],"details":{{"masakari":{{"type":"VM","payload":{{"event":"LIFECYCLE","instance_uuid":"{vm}","vir_domain_event":"STOPPED_FAILED"}}}}}},"labels":{{}},"event":"lifecycle"}}"#
+    );
     let input = format!(
-        "{vm}\n{}\n{}\n",
-        line("watch-procs", "nova-compute", "critical"),
+        "{domain}\n{}\n{}\n",
+        on_host("compute2", &line("watch-procs", "nova-compute", "critical")),
         line("probe-http", "api", "critical")
     );
-    let url = api.server.url("/v1");
-    let run = notify_env(&["--masakari", "--masakari-url", &url], &input, &env);
+    let run = notify_env(&["--masakari"], &input, &env);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let records = run.records();
     assert_eq!(
@@ -737,57 +748,110 @@ fn masakari_gets_vm_and_process_notifications_with_a_keystone_token() {
         1,
         "probe-http records are not Masakari's"
     );
-    let reqs = api.requests.lock().expect("lock").clone();
-    assert_eq!(reqs.len(), 2);
-    assert!(reqs.iter().all(|r| r.path == "/v1/notifications"));
-    assert!(reqs
-        .iter()
-        .all(|r| r.header("X-Auth-Token").is_some_and(|t| t.len() > 20)));
-    let bodies = api.bodies();
+    assert!(!run.stdout.contains(stack.var("KEYSTONE_ADMIN_PASSWORD")));
+
+    // Masakari keeps both as it got them, and its engine finishes both:
+    // the instance recovered, the host's compute disabled and the host on
+    // maintenance.
+    let until = Instant::now() + Duration::from_secs(120);
+    let notes = loop {
+        let (code, n) = stack.call(
+            "instance-ha",
+            "GET",
+            &format!("/notifications?source_host_uuid={host}"),
+            None,
+        );
+        assert_eq!(code, 200, "{n}");
+        let notes = n["notifications"].as_array().cloned().unwrap_or_default();
+        if notes.len() == 2 && notes.iter().all(|n| n["status"] == "finished") {
+            break notes;
+        }
+        assert!(
+            notes
+                .iter()
+                .all(|n| !["failed", "error"].contains(&n["status"].as_str().unwrap_or(""))),
+            "{notes:?}"
+        );
+        assert!(Instant::now() < until, "not finished: {notes:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let of = |kind: &str| {
+        notes
+            .iter()
+            .find(|n| n["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {notes:?}"))
+            .clone()
+    };
     assert_eq!(
-        bodies[0],
-        serde_json::json!({"notification": {"type": "VM", "hostname": "compute-3", "generated_time": "2026-11-23T18:40:00.123",
-            "payload": {"event": "LIFECYCLE", "instance_uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "vir_domain_event": "STOPPED_FAILED"}}})
+        of("VM")["payload"],
+        serde_json::json!({"event": "LIFECYCLE", "instance_uuid": vm, "vir_domain_event": "STOPPED_FAILED"})
     );
-    assert_eq!(bodies[1]["notification"]["type"], "PROCESS");
-    assert_eq!(bodies[1]["notification"]["hostname"], "mon1");
+    assert!(
+        of("VM")["generated_time"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-11-23T18:40:00")),
+        "{notes:?}"
+    );
     assert_eq!(
-        bodies[1]["notification"]["payload"],
+        of("PROCESS")["payload"],
         serde_json::json!({"event": "STOPPED", "process_name": "nova-compute"})
     );
-    assert!(!run.stdout.contains(ks.var("KEYSTONE_DEMO_PASSWORD")));
-
-    // 409: Masakari already has it (or ignores the host): final, not retried.
-    api.status.store(409, Ordering::SeqCst);
-    let run = notify_env(
-        &["--masakari", "--masakari-url", &url],
-        &line("watch-procs", "nova-compute", "critical"),
-        &env,
+    let (_, h) = stack.call(
+        "instance-ha",
+        "GET",
+        &format!("/segments/{seg}/hosts/{host}"),
+        None,
     );
-    assert_eq!(run.code, 2);
-    assert!(events(&run.records(), "dropped")[0]
-        .summary
-        .contains("HTTP 409"));
+    assert_eq!(h["host"]["on_maintenance"], true, "{h}");
+    let (_, svc) = stack.call(
+        "compute",
+        "GET",
+        "/os-services?binary=nova-compute&host=compute2",
+        None,
+    );
+    assert_eq!(svc["services"][0]["status"], "disabled", "{svc}");
+
+    // On maintenance, Masakari answers 409: final, not retried; a host in
+    // no segment is a 400, said as such.
+    let again = on_host("compute2", &line("watch-procs", "nova-compute", "critical"));
+    let stray = on_host("compute3", &line("watch-procs", "nova-compute", "critical"));
+    let run = notify_env(&["--masakari"], &format!("{again}\n{stray}\n"), &env);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let dropped = run.records();
+    let dropped = events(&dropped, "dropped");
+    assert_eq!(dropped.len(), 2, "{}", run.stdout);
+    assert!(dropped[0].summary.contains("HTTP 409"), "{dropped:?}");
+    assert!(dropped[1].summary.contains("HTTP 400"), "{dropped:?}");
 
     // A recovered process resolves its alarm without a Masakari call (was:
     // a PROCESS STARTED notification, refused with 409, exit 2 each time).
-    api.status.store(202, Ordering::SeqCst);
+    let count = || {
+        let (_, n) = stack.call("instance-ha", "GET", "/notifications", None);
+        n["notifications"].as_array().map_or(0, Vec::len)
+    };
     let state = cache.0.join("n.json").to_string_lossy().into_owned();
-    let args = ["--masakari", "--masakari-url", &url, "--state", &state];
+    let args = ["--masakari", "--state", &state];
+    let off = serde_json::json!({"host": {"on_maintenance": false}});
+    stack.call(
+        "instance-ha",
+        "PUT",
+        &format!("/segments/{seg}/hosts/{host}"),
+        Some(&off),
+    );
     let down = notify_env(
         &args,
-        &line("watch-procs", "nova-compute", "critical"),
+        &on_host("compute2", &line("watch-procs", "nova-compute", "critical")),
         &env,
     );
-    assert_eq!(down.code, 0, "{}", down.stdout);
-    let sent = api.requests.lock().expect("lock").len();
-    let up = notify_env(&args, &line("watch-procs", "nova-compute", "ok"), &env);
-    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
-    assert_eq!(
-        api.requests.lock().expect("lock").len(),
-        sent,
-        "nothing sent"
+    assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
+    let sent = count();
+    let up = notify_env(
+        &args,
+        &on_host("compute2", &line("watch-procs", "nova-compute", "ok")),
+        &env,
     );
+    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
+    assert_eq!(count(), sent, "nothing sent");
     assert_eq!(events(&up.records(), "unrouted").len(), 1, "{}", up.stdout);
 }
 
