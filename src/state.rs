@@ -58,8 +58,37 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
+    } else {
+        drill_after_write();
     }
     result
+}
+
+/// The environment variable of the kill -9 drill.
+pub const DRILL_ENV: &str = "SKYPROBE_DRILL_KILL_AFTER_WRITES";
+
+/// The kill -9 drill: with `SKYPROBE_DRILL_KILL_AFTER_WRITES=N` a process
+/// sends itself SIGKILL right after its N-th completed atomic write (state
+/// files, journals, spools, caches), so a drill can stop a run at each write
+/// point in turn and check that the next run finishes the work with
+/// nothing lost and nothing done twice. Unset (or not a number): nothing.
+fn drill_after_write() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static LEFT: OnceLock<Option<AtomicU64>> = OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        std::env::var(DRILL_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .map(AtomicU64::new)
+    });
+    if let Some(left) = left {
+        if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// The most bytes of a state file read back (its own writes stay far below).

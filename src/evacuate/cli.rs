@@ -819,9 +819,12 @@ impl Args {
             .filter(|s| p.selection.judge(s, &images).is_ok())
             .collect();
         locks.push(self.capacity(host, &services, &selected, session, ctx));
+        // The evacuation of this host in progress, if one is (a finished
+        // one is history: a new evacuation plans afresh).
         let known = journal
             .as_ref()
             .and_then(|j| j.value.hosts.get(host))
+            .filter(|k| k.finished.is_none())
             .cloned();
         let mut chosen: Vec<&Server> = Vec::new();
         for s in &servers {
@@ -829,17 +832,23 @@ impl Args {
             r.name.clone_from(&s.name);
             r.detail("host", host);
             r.detail("status", s.status.as_str());
-            let followed = known
-                .as_ref()
-                .and_then(|k| k.instances.get(&s.id))
-                .filter(|j| !j.step.is_final());
+            let followed = known.as_ref().and_then(|k| k.instances.get(&s.id));
             if let Some(j) = followed {
                 r.detail("evacuable", true);
                 r.detail("step", json!(j.step));
-                r.summary = format!(
-                    "{} ({}): being evacuated off {host} (journal: {:?}, {} calls)",
-                    s.name, s.status, j.step, j.tries
-                );
+                r.summary = if j.step == Step::Failed {
+                    format!(
+                        "{} ({}): failed in the evacuation in progress off {host}, not tried again: {}",
+                        s.name,
+                        s.status,
+                        j.why.as_deref().unwrap_or("no reason kept")
+                    )
+                } else {
+                    format!(
+                        "{} ({}): being evacuated off {host} (journal: {:?}, {} calls)",
+                        s.name, s.status, j.step, j.tries
+                    )
+                };
                 r.event = Some("plan".into());
                 out.push(r);
                 continue;
@@ -1172,7 +1181,10 @@ impl Args {
             out.push(unknown("state", e));
             return out;
         }
-        // Every instance the journal has for this host and has not finished.
+        // Every instance of this evacuation: those not finished are moved
+        // on; those finished (by a run that was killed, perhaps before it
+        // unlocked them or said so) are unlocked if need be and reported,
+        // so the summary is of the whole evacuation.
         let jobs: Vec<(String, i64)> = journal
             .value
             .hosts
@@ -1180,7 +1192,6 @@ impl Args {
             .map(|j| {
                 j.instances
                     .iter()
-                    .filter(|(_, job)| !job.step.is_final())
                     .map(|(id, job)| (id.clone(), job.priority))
                     .collect()
             })
@@ -1392,6 +1403,8 @@ impl Args {
             r
         };
         let until = Instant::now() + self.instance_timeout;
+        // Whether this run made an evacuate call for it.
+        let mut called = false;
         loop {
             if Instant::now() >= ctx.deadline {
                 return done(
@@ -1422,22 +1435,44 @@ impl Args {
                     if job.baseline == u64::MAX {
                         job.baseline = before;
                     }
-                    // Lock it for the move (2.73: with a reason).
+                    // Lock it for the move (2.73: with a reason). The journal
+                    // says so before the call, so a run killed after it
+                    // still unlocks what it locked.
                     if !job.locked {
+                        job.locked = true;
+                        if let Err(e) = put(journal, &job) {
+                            return done(
+                                &job,
+                                Status::Unknown,
+                                format!("{}: not locked: {e}", job.name),
+                                trace,
+                            );
+                        }
                         let body = json!({"lock": {"locked_reason": format!("{MARKER}: evacuating off {host}")}});
                         match nova.action_at(id, &body, "2.73", ctx.deadline, &mut trace) {
-                            Ok(a) if (200..300).contains(&a.status) => job.locked = true,
-                            Ok(a) if a.status == 409 => {}
-                            Ok(a) => trace.push(TraceStep::new(
-                                "lock",
-                                false,
-                                Duration::ZERO,
-                                Some(format!(
-                                    "lock answered HTTP {}: {}",
-                                    a.status,
-                                    crate::openstack::client::error_message(&a.body)
-                                )),
-                            )),
+                            Ok(a) if (200..300).contains(&a.status) => {}
+                            // Locked by someone else: theirs to unlock.
+                            Ok(a) if a.status == 409 => {
+                                job.locked = false;
+                                let _ = put(journal, &job);
+                            }
+                            Ok(a) => {
+                                job.locked = false;
+                                let _ = put(journal, &job);
+                                trace.push(TraceStep::new(
+                                    "lock",
+                                    false,
+                                    Duration::ZERO,
+                                    Some(format!(
+                                        "lock answered HTTP {}: {}",
+                                        a.status,
+                                        crate::openstack::client::error_message(&a.body)
+                                    )),
+                                ))
+                            }
+                            // Unknown whether it took: kept as ours, so it
+                            // is unlocked after (unlocking an unlocked
+                            // server changes nothing).
                             Err(e) => trace.push(TraceStep::new(
                                 "lock",
                                 false,
@@ -1488,6 +1523,7 @@ impl Args {
                         None => None,
                     };
                     let _ = put(journal, &job);
+                    called = true;
                     let body = match &job.target {
                         Some(t) => json!({"evacuate": {"host": t}}),
                         None => json!({"evacuate": {}}),
@@ -1561,14 +1597,20 @@ impl Args {
                     }
                 }
                 Step::Submitting => {
-                    // Did the call we made reach Nova? Its migrations say.
+                    // Did the call we made reach Nova? Its migrations say
+                    // (Nova makes the migration before it answers).
                     match nova.migrations(id, Some("evacuation"), ctx.deadline, &mut trace) {
                         Ok(m) if m.iter().any(|m| m.id > job.baseline) => {
                             job.step = Step::Submitted;
                             let _ = put(journal, &job);
                         }
                         Ok(_) => {
-                            // Never reached Nova: submit again (counted).
+                            // Never reached Nova: submit again. A call this
+                            // run made counts as a try; one a killed run
+                            // meant to make had no effect and does not.
+                            if !called {
+                                job.tries = job.tries.saturating_sub(1);
+                            }
                             job.step = if job.tries >= self.retries {
                                 Step::Failed
                             } else {
@@ -1577,6 +1619,7 @@ impl Args {
                             job.why = Some("the evacuate call never reached Nova".into());
                             let _ = put(journal, &job);
                             if job.step == Step::Failed {
+                                self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
                                 return done(
                                     &job,
                                     Status::Critical,
@@ -1687,6 +1730,8 @@ impl Args {
                     }
                 }
                 Step::Verified => {
+                    // A run killed between verifying and unlocking.
+                    self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
                     return done(
                         &job,
                         Status::Ok,
@@ -1696,9 +1741,10 @@ impl Args {
                             job.moved_to.clone().unwrap_or_default()
                         ),
                         trace,
-                    )
+                    );
                 }
                 Step::Failed => {
+                    self.unlock(id, &mut job, &nova, journal, &put, ctx, &mut trace);
                     return done(
                         &job,
                         Status::Critical,
@@ -1708,7 +1754,7 @@ impl Args {
                             job.why.clone().unwrap_or_default()
                         ),
                         trace,
-                    )
+                    );
                 }
             }
         }

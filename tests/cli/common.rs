@@ -817,6 +817,17 @@ for sid in sys.argv[1:]:
         assert!(ok.success(), "restart-compute {host}");
     }
 
+    /// [`Stack::signal`] that says whether it worked instead of failing
+    /// (for clean-ups).
+    pub fn signal_quiet(&self, what: &str, sig: &str) -> bool {
+        std::fs::read_to_string(format!("{}/{what}", self.var("OS_PIDS"))).is_ok_and(|pid| {
+            Command::new("kill")
+                .args([&format!("-{sig}"), pid.trim()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
     pub fn signal(&self, what: &str, sig: &str) {
         let pid =
             std::fs::read_to_string(format!("{}/{what}", self.var("OS_PIDS"))).expect("pid file");

@@ -645,3 +645,212 @@ fn evacuate_reads_the_tag_from_the_flavor_and_the_image_with_the_servers_metadat
     );
     assert_eq!(bad.code, 3, "{}{}", bad.stdout, bad.stderr);
 }
+
+#[test]
+fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(stack) = Stack::get() else { return };
+    if !can_netns() {
+        return;
+    }
+    let f = fleet("dr", 224, 3);
+    let cache = f.path("cache");
+    let env = stack.env(&cache);
+    let state = f.path("evacuate.json");
+    let sdt = format!("{}s", stack.var("OS_SERVICE_DOWN_TIME"));
+    let probe = format!(
+        "--hosts {} --state {} --openstack --samples 1 --service-down-time {sdt} --agent-down-time {}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10",
+        f.path("hosts.toml"),
+        f.path("verdict.json"),
+        stack.var("OS_AGENT_DOWN_TIME"),
+    );
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "compute2",
+            "--state",
+            &state,
+            "--probe",
+            &probe,
+            "--fence",
+            "true",
+            "--fence-status",
+            "echo 'Chassis Power is off'",
+            "--service-down-time",
+            &sdt,
+            "--concurrency",
+            "2",
+            "--stagger",
+            "0s",
+            "--instance-timeout",
+            "120s",
+            "-t",
+            "200",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let tag = format!("dr{}", std::process::id());
+    let none = serde_json::json!({});
+    let ids: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| stack.boot(&format!("{tag}-{n}"), "compute2", &none))
+        .collect();
+    stack.act_on(&ids[1], &serde_json::json!({"os-stop": null}), "SHUTOFF");
+    // Whatever happens, compute2 is up and enabled for the tests after.
+    struct Restore<'a>(&'a Stack, Vec<String>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.delete(&self.1);
+            if std::thread::panicking() {
+                self.0.restart_compute("compute2");
+                let _ = self.0.signal_quiet("metadata-agent-compute2", "CONT");
+                let (_, s) = self.0.call(
+                    "compute",
+                    "GET",
+                    "/os-services?binary=nova-compute&host=compute2",
+                    None,
+                );
+                // Nova refuses (400) until the restarted compute has
+                // cleaned up what was evacuated off it.
+                if let Some(id) = s["services"][0]["id"].as_str() {
+                    let up = serde_json::json!({"forced_down": false, "status": "enabled"});
+                    let path = format!("/os-services/{id}");
+                    for _ in 0..60 {
+                        if self.0.call("compute", "PUT", &path, Some(&up)).0 == 200 {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+    }
+    let _restore = Restore(&stack, ids.clone());
+
+    // compute2 dies.
+    stack.signal("nova-compute-compute2", "STOP");
+    stack.signal("metadata-agent-compute2", "STOP");
+    f.kill(2);
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let a = args(&[]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let plan = run_clean(EVACUATE, &a, &env);
+        let rs = plan.records();
+        let s = find(&rs, "compute2", "plan");
+        if interlock(s, "nova")["ok"] == true && interlock(s, "verdict")["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < until, "compute2 never looked dead: {s:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // The drill: run k is killed (SIGKILL, by itself) right after its k-th
+    // write — the verdict, the token cache, each journal step — and run
+    // k + 1 takes over from what the journal says, until one finishes.
+    let mut killed = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    let finished = 'walk: {
+        for k in 1..=120 {
+            let mut cmd = Command::new(EVACUATE);
+            cmd.args(args(&["--execute"]))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env(skyprobe::state::DRILL_ENV, k.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (key, v) in &env {
+                cmd.env(key, v);
+            }
+            let out = cmd.output().expect("evacuate runs");
+            if out.status.signal() == Some(9) {
+                killed += 1;
+                let journal = std::fs::read_to_string(&state).unwrap_or_default();
+                let j: serde_json::Value = serde_json::from_str(&journal).unwrap_or_default();
+                if let Some(jobs) = j["hosts"]["compute2"]["instances"].as_object() {
+                    for job in jobs.values() {
+                        seen.insert(job["step"].as_str().unwrap_or("").to_string());
+                    }
+                }
+                continue;
+            }
+            break 'walk (k, out);
+        }
+        panic!("every run was killed: the drill never ended");
+    };
+    // The run not killed either finished the work, or (the one before it
+    // killed after its very last write) found it finished: the cooldown.
+    let (k, out) = finished;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.code() == Some(0)
+            || (out.status.code() == Some(2)
+                && stdout.contains("cooldown: compute2 was evacuated")),
+        "run {k}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal = std::fs::read_to_string(&state).unwrap_or_default();
+    let j: serde_json::Value = serde_json::from_str(&journal).expect("the journal");
+    let h = &j["hosts"]["compute2"];
+    assert!(h["finished"].as_u64().is_some(), "{h}");
+    for id in &ids {
+        assert_eq!(h["instances"][id]["step"], "verified", "{h}");
+        assert_eq!(h["instances"][id]["locked"], false, "{h}");
+    }
+    // It was killed at the windows that matter: a call being made, one
+    // made and watched, one verified and not yet unlocked.
+    for step in ["planned", "submitting", "submitted", "verified"] {
+        assert!(seen.contains(step), "never killed at {step}: {seen:?}");
+    }
+    assert!(killed > 2 * ids.len(), "{killed} kills");
+    eprintln!("drill: {killed} runs killed; steps seen at the kills: {seen:?}");
+    // Each evacuated exactly once as Nova counts it, each on another host,
+    // in the state it had, and none left locked.
+    assert_eq!(stack.evacuations(&ids), [1, 1, 1], "{stdout}");
+    for (id, want) in ids.iter().zip(["ACTIVE", "SHUTOFF", "ACTIVE"]) {
+        let (_, s) = stack.call("compute", "GET", &format!("/servers/{id}"), None);
+        let s = &s["server"];
+        assert_ne!(s["OS-EXT-SRV-ATTR:host"], "compute2", "{s}");
+        assert_eq!(s["status"], want, "{s}");
+        assert_eq!(s["locked"], false, "{s}");
+    }
+
+    // compute2 comes back and is re-enabled once its nova-compute reports.
+    stack.restart_compute("compute2");
+    stack.signal("metadata-agent-compute2", "CONT");
+    f.revive(2);
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = run_clean(
+            EVACUATE,
+            &[
+                "--reenable",
+                "compute2",
+                "--state",
+                &state,
+                "--service-down-time",
+                &sdt,
+                "-t",
+                "30",
+            ],
+            &env,
+        );
+        if r.code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never re-enabled: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
