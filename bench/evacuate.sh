@@ -3,7 +3,13 @@
 # real Nova that scripts/openstack.sh starts, at --concurrency C (default 8).
 # The figure the issue asks for: the whole move against N / C x one
 # instance's own time (call to verified), i.e. how much of the concurrency
-# is spent waiting on evacuate itself rather than on Nova.
+# is spent waiting on evacuate itself rather than on Nova. Then the same
+# failure of another host (compute2, N instances) recovered by masakari's
+# engine on the same stack (COMPUTE_HOST notification, recovery method
+# auto, C recovery threads, its default 180 s wait after disabling the
+# service): time to the last instance ACTIVE elsewhere, for both. Both move
+# their instances to compute3 (evacuate by --target-host, masakari by the
+# scheduler: the other two hosts are down by then).
 # Runs as root (a network namespace stands for the dead host's network).
 # Writes BENCHMARKS.md.
 set -euo pipefail
@@ -23,18 +29,21 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$tmp/ks" "$tmp/os"
 bash scripts/keystone.sh start "$tmp/ks" "${SKYPROBE_OS_KEYSTONE_PORT:-35358}" >/dev/null
-bash scripts/openstack.sh start "$tmp/os" "$tmp/ks/env" 3 >/dev/null
+masakari_wait=${MASAKARI_WAIT:-180}
+SKYPROBE_MASAKARI_WAIT=$masakari_wait SKYPROBE_MASAKARI_THREADS=$c \
+  bash scripts/openstack.sh start "$tmp/os" "$tmp/ks/env" 3 >/dev/null
 # shellcheck disable=SC1091
 . "$tmp/os/env"
 export OS_AUTH_URL=$KEYSTONE_URL OS_USERNAME=admin OS_PASSWORD=$KEYSTONE_ADMIN_PASSWORD \
   OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
   SKYPROBE_CACHE_DIR=$tmp/cache
 
-# N instances on compute1 in one request (quota raised first).
-boot_start=$(date +%s%N)
-/usr/bin/python3 - "$KEYSTONE_URL" "$KEYSTONE_ADMIN_PASSWORD" "$OS_IMAGE_ID" "$OS_FLAVOR_ID" "$n" <<'PY'
+# N instances on a host in one request (quota raised first); waits for all
+# of them ACTIVE there.
+boot() {
+/usr/bin/python3 - "$KEYSTONE_URL" "$KEYSTONE_ADMIN_PASSWORD" "$OS_IMAGE_ID" "$OS_FLAVOR_ID" "$n" "$1" <<'PY'
 import json, sys, time, urllib.request
-ks, pw, image, flavor, n = sys.argv[1:6]
+ks, pw, image, flavor, n, host = sys.argv[1:7]
 n = int(n)
 def call(url, method="GET", body=None, token=None, mv="2.53"):
     h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute " + mv}
@@ -46,11 +55,11 @@ t, body = call(ks + "/auth/tokens", "POST", {"auth": {"identity": {"methods": ["
     "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
 project = body["token"]["project"]["id"]
 nova = [e for e in body["token"]["catalog"] if e["type"] == "compute"][0]["endpoints"][0]["url"]
-call(nova + "/os-quota-sets/" + project, "PUT", {"quota_set": {"instances": n + 50, "cores": 4 * n + 100, "ram": 1024 * n + 10000}}, t)
-call(nova + "/servers", "POST", {"server": {"name": "bench", "imageRef": image, "flavorRef": flavor, "networks": "none",
-    "availability_zone": "nova:compute1", "min_count": n, "max_count": n}}, t)
+call(nova + "/os-quota-sets/" + project, "PUT", {"quota_set": {"instances": 2 * n + 50, "cores": 8 * n + 100, "ram": 2048 * n + 10000}}, t)
+call(nova + "/servers", "POST", {"server": {"name": "bench-" + host, "imageRef": image, "flavorRef": flavor, "networks": "none",
+    "availability_zone": "nova:" + host, "min_count": n, "max_count": n}}, t)
 for _ in range(1200):
-    _, d = call(nova + "/servers/detail?all_tenants=1&limit=1000", token=t)
+    _, d = call(nova + "/servers/detail?all_tenants=1&limit=1000&host=" + host, token=t)
     states = [s["status"] for s in d["servers"]]
     if states.count("ACTIVE") >= n:
         break
@@ -60,6 +69,9 @@ for _ in range(1200):
 else:
     sys.exit("not all ACTIVE")
 PY
+}
+boot_start=$(date +%s%N)
+boot compute1
 boot_ns=$(( $(date +%s%N) - boot_start ))
 
 # compute1's management address in a namespace, then blackholed.
@@ -95,9 +107,60 @@ if [ -z "$held" ]; then
   exit 1
 fi
 start=$(date +%s%N)
-ev --execute --concurrency "$c" --stagger 0s >"$tmp/out.jsonl" || true
+ev --execute --concurrency "$c" --stagger 0s --target-host compute3 >"$tmp/out.jsonl" || true
 total_ns=$(( $(date +%s%N) - start ))
-kill -CONT "$(cat "$OS_PIDS/nova-compute-compute1")" "$(cat "$OS_PIDS/metadata-agent-compute1")" || true
+
+# Masakari: compute2 in a segment (with compute3), N instances on it, its
+# nova-compute stopped, and the COMPUTE_HOST notification a host monitor
+# would send; timed to the last instance ACTIVE on another host.
+boot compute2
+read -r m_total m_moved m_notif < <(/usr/bin/python3 - "$KEYSTONE_URL" "$KEYSTONE_ADMIN_PASSWORD" "$n" "$(cat "$OS_PIDS/nova-compute-compute2")" <<'PY'
+import json, os, signal, sys, time, urllib.error, urllib.request
+ks, pw, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def call(url, method="GET", body=None, token=None, mv="2.53"):
+    h = {"Content-Type": "application/json", "OpenStack-API-Version": "compute " + mv}
+    if token: h["X-Auth-Token"] = token
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None, headers=h)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"{}")
+req = urllib.request.Request(ks + "/auth/tokens", method="POST", headers={"Content-Type": "application/json"},
+    data=json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+                     "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode())
+with urllib.request.urlopen(req, timeout=60) as r:
+    t, body = r.headers["X-Subject-Token"], json.loads(r.read())
+url = lambda kind: [e for e in body["token"]["catalog"] if e["type"] == kind][0]["endpoints"][0]["url"]
+nova, ha = url("compute"), url("instance-ha")
+seg = call(ha + "/segments", "POST", {"segment": {"name": "bench", "recovery_method": "auto", "service_type": "COMPUTE"}}, t)["segment"]["uuid"]
+for h in ("compute2", "compute3"):
+    call(ha + "/segments/%s/hosts" % seg, "POST", {"host": {"name": h, "type": "COMPUTE", "control_attributes": "SSH"}}, t)
+os.killpg(pid, signal.SIGSTOP)
+# A host monitor reports once Nova's service_down_time has passed (it
+# cannot know sooner either); masakari's own wait follows.
+while call(nova + "/os-services?binary=nova-compute&host=compute2", token=t)["services"][0]["state"] != "down":
+    time.sleep(0.5)
+start = time.time()
+note = call(ha + "/notifications", "POST", {"notification": {"type": "COMPUTE_HOST", "hostname": "compute2",
+    "generated_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+    "payload": {"event": "STOPPED", "host_status": "NORMAL", "cluster_status": "OFFLINE"}}}, t)["notification"]["notification_uuid"]
+ids = None
+finished = None
+moved = 0
+while time.time() - start < 3600:
+    d = call(nova + "/servers/detail?all_tenants=1&limit=1000&name=bench-compute2", token=t)["servers"]
+    moved = sum(1 for s in d if s["status"] == "ACTIVE" and s.get("OS-EXT-SRV-ATTR:host") != "compute2" and not s.get("OS-EXT-STS:task_state"))
+    if finished is None:
+        st = call(ha + "/notifications/" + note, token=t)["notification"]["status"]
+        if st in ("finished", "failed", "error"):
+            finished = time.time() - start
+    if moved >= n:
+        break
+    if finished is not None and time.time() - start > finished + 60:
+        break
+    time.sleep(1)
+print("%.1f" % (time.time() - start), moved, "%.1f" % finished if finished is not None else "-")
+PY
+)
+kill -CONT -- "-$(cat "$OS_PIDS/nova-compute-compute2")" "$(cat "$OS_PIDS/nova-compute-compute1")" "$(cat "$OS_PIDS/metadata-agent-compute1")" || true
 
 read -r moved failed median mean < <(python3 - "$tmp/out.jsonl" <<'PY'
 import json, statistics, sys
@@ -116,13 +179,19 @@ fi
 s() { awk -v ns="$1" 'BEGIN{printf "%.1f", ns/1e9}'; }
 ideal=$(awk -v n="$n" -v c="$c" -v m="$median" 'BEGIN{printf "%.1f", n / c * m}')
 ratio=$(awk -v t="$total_ns" -v i="$ideal" 'BEGIN{ if (i == 0) print "n/a"; else printf "%.2fx", t / 1e9 / i}')
+# The pool's own bound: the instances' times summed, over the concurrency
+# (no schedule of C at a time can finish sooner).
+bound=$(awk -v n="$n" -v c="$c" -v m="$mean" 'BEGIN{printf "%.1f", n / c * m}')
+bratio=$(awk -v t="$total_ns" -v i="$bound" 'BEGIN{ if (i == 0) print "n/a"; else printf "%.2fx", t / 1e9 / i}')
+masakari_version=$(dpkg-query -W -f='${Version}' python3-masakari 2>/dev/null || echo "?")
+m_ratio=$(awk -v m="$m_total" -v t="$total_ns" 'BEGIN{ if (t == 0) print "n/a"; else printf "%.2fx", m / (t / 1e9)}')
 nova_version=$(dpkg-query -W -f='${Version}' python3-nova 2>/dev/null || echo "?")
 
 section="## evacuate (bench/evacuate.sh)
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores as root, against the real Nova
 $nova_version of scripts/openstack.sh (fake driver, three computes, one
-conductor and scheduler). $n instances booted on compute1 in one request
+conductor and scheduler; Placement on sqlite, one process). $n instances booted on compute1 in one request
 ($(s "$boot_ns") s to all ACTIVE); then compute1's nova-compute and agent
 stopped and its network cut; \`evacuate --execute --concurrency $c
 --stagger 0s\` with every interlock (a fresh probe-host verdict, Nova stale,
@@ -135,9 +204,28 @@ a fence command and its read-back, brakes, capacity).
 | one instance, call to verified (median / mean) | ${median} s / ${mean} s |
 | ideal: $n / $c x the median | ${ideal} s |
 | whole run vs ideal (goal <= 1.1x) | $ratio |
+| bound: the instances' times summed / $c (n / c x the mean) | ${bound} s |
+| whole run vs that bound | $bratio |
 
-Side by side with masakari's engine on the same stack: not measured —
-scripts/openstack.sh does not start Masakari yet.
+Side by side with masakari's engine (python3-masakari $masakari_version) on
+the same stack: $n instances on compute2, its nova-compute stopped, and once
+Nova showed it down, the COMPUTE_HOST notification a host monitor sends
+(recovery method auto, $c recovery threads, its wait after disabling the
+service at ${masakari_wait} s, its default). Both moved their instances to
+compute3.
+
+| | evacuate | masakari |
+|---|---:|---:|
+| instances ACTIVE elsewhere | $moved of $n | $m_moved of $n |
+| from the decision to the last one ACTIVE | $(s "$total_ns") s | ${m_total} s |
+| of which fixed sleeps | 0 s | ${masakari_wait} s |
+| notification finished (masakari's own view; - if not yet when the last instance was ACTIVE) | | ${m_notif} s |
+| time to the last one vs evacuate | 1.00x | $m_ratio |
+
+evacuate's figure starts before its own interlocks (a fresh probe, the
+fence and its read-back, the brakes) and force-down; masakari's starts at
+the notification, after Nova already shows the host down, and it neither
+fences nor forces the service down.
 "
 python3 bench/section.py "evacuate (bench/evacuate.sh)" "$section"
 echo "$section"

@@ -11,7 +11,9 @@
 #   scripts/openstack.sh restart-compute DIR HOST          kill and start HOST's nova-compute
 #     (a restarted compute cleans up the instances evacuated off it; one
 #     that was only SIGSTOPped and continued does not)
-# HOSTS is the number of fake compute hosts (compute1..N, default 3).
+# HOSTS is the fake compute hosts: a number N (compute1..N, default 3) or
+# names separated by commas (compute1,compute2,compute3,compute10: Nova
+# matches compute1 as a substring of compute10 in some of its queries).
 # DIR/env holds the URLs, the admin cloud, the pid files of each host's
 # nova-compute and metadata agent (tests SIGSTOP them) and the shortened
 # service_down_time and agent_down_time.
@@ -76,6 +78,14 @@ if [ "$cmd" = restart-compute ]; then
 fi
 ks_env=${3:?keystone env file (scripts/keystone.sh writes it)}
 hosts=${4:-3}
+if [[ $hosts =~ ^[0-9]+$ ]]; then
+  host_names=$(seq -f 'compute%g' -s ' ' "$hosts")
+else
+  host_names=${hosts//,/ }
+fi
+for h in $host_names; do
+  [[ $h =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]] || { echo "openstack.sh: $h is not a host name" >&2; exit 1; }
+done
 
 packages=(python3-nova python3-placement python3-glance python3-neutron python3-masakari python3-pymysql
           rabbitmq-server mariadb-server uwsgi-core uwsgi-plugin-python3)
@@ -348,8 +358,7 @@ for svc in conductor scheduler; do
   daemon "nova-$svc" $py -c "import sys; from nova.cmd.$svc import main; sys.argv[0] = 'nova-$svc'; sys.exit(main())" \
     --config-file "$dir/nova/nova.conf" --log-file "$dir/logs/nova-$svc.log"
 done
-for i in $(seq "$hosts"); do
-  h=compute$i
+for h in $host_names; do
   cat >"$dir/nova/$h.conf" <<CONF
 [DEFAULT]
 host = $h
@@ -442,9 +451,9 @@ wait_port "$masakari_port" "Masakari API"
 
 # Ready when every compute is up in Nova, every agent alive in Neutron, and
 # an image exists (bounded: about three minutes).
-$py - "$ks" "$admin_pw" "$hosts" "$dir" <<'PY'
+$py - "$ks" "$admin_pw" "$host_names" "$dir" <<'PY'
 import json, sys, time, urllib.request, urllib.error
-ks, pw, hosts, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ks, pw, hosts, d = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
 def call(base, method, path, body=None, token=None, headers=None, raw=None):
     h = {"Content-Type": "application/json", **(headers or {})}
     if token: h["X-Auth-Token"] = token
@@ -459,7 +468,7 @@ def token():
     urls = {e["type"]: [x["url"] for x in e["endpoints"] if x["interface"] == "public"][0] for e in body["token"]["catalog"]}
     return t, urls
 t, urls = token()
-want = {"compute%d" % i for i in range(1, hosts + 1)}
+want = set(hosts)
 deadline = time.time() + 180
 state = ""
 while time.time() < deadline:
@@ -491,9 +500,9 @@ PY
   echo "NOVA_URL=http://127.0.0.1:$nova_port/v2.1"
   echo "NEUTRON_URL=http://127.0.0.1:$neutron_port"
   echo "MASAKARI_URL=http://127.0.0.1:$masakari_port/v1"
-  echo "OS_HOSTS=$hosts"
+  echo "OS_HOSTS=${host_names// /,}"
   echo "OS_SERVICE_DOWN_TIME=$service_down_time"
   echo "OS_AGENT_DOWN_TIME=$agent_down_time"
   echo "OS_PIDS=$dir/pids"
 } >"$dir/env"
-echo "openstack ready: nova at http://127.0.0.1:$nova_port/v2.1, $hosts computes (env in $dir/env)"
+echo "openstack ready: nova at http://127.0.0.1:$nova_port/v2.1, computes $host_names (env in $dir/env)"

@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
 # server, Keystone, Nova, Neutron, Masakari and what they need, crm_mon, Icinga 2,
-# systemd-analyze and cron for the examples, nftables for canary-peer's
+# systemd-analyze and cron for the examples, cargo-deb and man for the
+# Debian packages, nftables for canary-peer's
 # lossy links), starts Keystone and the
 # OpenStack services on 127.0.0.1, then format check, clippy (with and without
 # the libvirt feature), all tests with every binary built.
@@ -33,6 +34,8 @@ command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
 command -v nft >/dev/null || need+=(nftables)
 # and its /metrics is read by Prometheus's own text parser.
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+# The Debian package test reads a man page with man.
+command -v man >/dev/null || need+=(man-db)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
@@ -41,6 +44,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The Debian packages are made with cargo-deb (scripts/deb.sh).
+cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb --version 3.8.0
 # libvirtd will not start without the user its QEMU driver runs as (the
 # libvirt-daemon-system package would create it).
 if [ "$(id -u)" -eq 0 ]; then
@@ -50,7 +55,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 # A real Keystone for the OpenStack tests; a second one under a real Nova
-# (three fake-driver computes), Neutron (an agent per host) and Masakari with what
+# (four fake-driver computes), Neutron (an agent per host) and Masakari with what
 # they need, so the services' own token requests never mix with what the
 # Keystone tests count. Installed from Debian's packages on first use,
 # stopped however the tests end.
@@ -60,7 +65,9 @@ os_dir=$(mktemp -d /tmp/skyprobe-openstack.XXXXXX)
 trap 'bash scripts/openstack.sh stop "$os_dir"; bash scripts/keystone.sh stop "$os_ks_dir"; bash scripts/keystone.sh stop "$ks_dir"; rm -rf "$ks_dir" "$os_ks_dir" "$os_dir"' EXIT
 bash scripts/keystone.sh start "$ks_dir" "${SKYPROBE_KEYSTONE_PORT:-35357}"
 bash scripts/keystone.sh start "$os_ks_dir" "${SKYPROBE_OS_KEYSTONE_PORT:-35358}"
-bash scripts/openstack.sh start "$os_dir" "$os_ks_dir/env" 3
+# compute10 beside compute1: Nova matches host names as substrings in some
+# queries, and evacuate must never take one for the other.
+bash scripts/openstack.sh start "$os_dir" "$os_ks_dir/env" compute1,compute2,compute3,compute10
 export SKYPROBE_KEYSTONE_ENV="$ks_dir/env" SKYPROBE_REQUIRE_KEYSTONE=1 SKYPROBE_REQUIRE_SMTP=1 SKYPROBE_REQUIRE_TOOLS=1
 export SKYPROBE_OPENSTACK_ENV="$os_dir/env" SKYPROBE_REQUIRE_OPENSTACK=1
 

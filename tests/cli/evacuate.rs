@@ -183,6 +183,18 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     ] {
         ids.push(stack.boot(&name, "compute1", &md));
     }
+    // compute10's instance, tagged too: Nova matches "compute1" inside
+    // "compute10" in some queries; evacuate must never touch it.
+    let hosts: Vec<&str> = stack.var("OS_HOSTS").split(',').collect();
+    assert!(
+        hosts.contains(&"compute10"),
+        "the test stack needs a compute10 beside compute1 (scripts/test.sh starts one): {hosts:?}"
+    );
+    let other = stack.boot(
+        &format!("{tag}-x"),
+        "compute10",
+        &serde_json::json!({"evacuable": "true"}),
+    );
     // compute3 is a reserved host: disabled until a failure needs it.
     stack.set_compute("compute3", Some("reserved for failures"));
     struct Enable<'a>(&'a Stack);
@@ -205,7 +217,9 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
             self.0.delete(&self.1);
         }
     }
-    let _clean = Cleanup(&stack, ids.clone());
+    let mut all = ids.clone();
+    all.push(other.clone());
+    let _clean = Cleanup(&stack, all);
 
     // Unknown hosts and malformed records: exit 3, nothing done.
     let r = evacuate(&["compute9", "--fence-status", "echo off"]);
@@ -251,6 +265,11 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     assert!(rs
         .iter()
         .any(|r| r.target == ids[2] && r.details["evacuable"] == false));
+    assert!(
+        !rs.iter().any(|r| r.target == other),
+        "compute10's instance in compute1's plan: {}",
+        plan.stdout
+    );
     let r = evacuate(&[
         "compute1",
         "--execute",
@@ -296,8 +315,10 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     let s = find(&rs, "compute1", "plan");
     assert_eq!(interlock(s, "fleet")["ok"], false, "{s:?}");
     assert!(
-        s.summary
-            .contains("fleet: 1 of 3 nova-compute services down"),
+        s.summary.contains(&format!(
+            "fleet: 1 of {} nova-compute services down",
+            hosts.len()
+        )),
         "{s:?}"
     );
 
@@ -409,8 +430,12 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
         "{}",
         r.stdout
     );
-    // Each evacuated exactly once, as Nova counts it.
+    // Each evacuated exactly once, as Nova counts it; compute10's never.
     assert_eq!(stack.evacuations(&ids), [1, 1, 0, 1], "{}", r.stdout);
+    assert_eq!(stack.evacuations(std::slice::from_ref(&other)), [0]);
+    let (_, x) = stack.call("compute", "GET", &format!("/servers/{other}"), None);
+    assert_eq!(x["server"]["OS-EXT-SRV-ATTR:host"], "compute10", "{x}");
+    assert_eq!(x["server"]["locked"], false, "{x}");
     crate::schema::assert_valid(&crate::schema::validator(), &r.stdout);
     let rs = r.records();
     for id in [&ids[0], &ids[1], &ids[3]] {
