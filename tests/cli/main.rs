@@ -9,6 +9,8 @@ mod examples;
 mod keystone;
 mod notify;
 mod openstack;
+#[cfg(feature = "libvirt")]
+mod package;
 mod probe_host;
 mod probe_http;
 mod schema;
