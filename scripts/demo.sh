@@ -55,6 +55,12 @@ show "$bin/probe-host" --verdict -H 127.0.0.1 -H 127.0.0.2 -p "$port,1" --contro
 printf '%s\n' '[[rule]]' 'when = { networks = "up" }' 'verdict = "alive"' >"$tmp/table.toml"
 echo "(a decision table that decides only one case is refused before anything is probed)"
 show "$bin/probe-host" --verdict -H 127.0.0.1 --table "$tmp/table.toml"
+echo "== evacuate reads those verdicts from a pipe: none is dead, so there is nothing to do and no cloud"
+echo "   is asked (a dead host needs OpenStack credentials, a fence command and --execute to be acted on)"
+"$bin/probe-host" --verdict -H 127.0.0.1 -p "$port" -n 1 -I 20ms --state "$tmp/verdict2.json" >"$tmp/verdicts.jsonl" || true
+show "$bin/evacuate" --format table <"$tmp/verdicts.jsonl"
+echo "(a host name is matched exactly, never as a pattern: Nova itself would find compute10 for compute1)"
+show "$bin/evacuate" 'compute*'
 echo
 echo "== canary-peer: three canaries (zones az1..az3 on 127.0.0.31..33) that measure each other,"
 echo "   then a one-shot probe of all three with every canary's own view, and the zone x zone matrix"

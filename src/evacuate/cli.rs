@@ -55,7 +55,8 @@ reporting again.";
 #[command(name = "evacuate", version, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Args {
     /// Compute hosts to evacuate (exact nova-compute service names); none: probe-host verdict
-    /// records on stdin (dead ones are taken).
+    /// records on stdin (dead ones are taken; with none dead, nothing is done and no cloud is
+    /// asked).
     #[arg(value_name = "HOST")]
     pub hosts: Vec<String>,
 
@@ -248,14 +249,18 @@ pub struct Args {
 #[derive(Debug)]
 enum Input {
     Named(Vec<String>),
-    Stdin,
+    /// The dead hosts of the verdicts piped in, and records for lines that
+    /// could not be used and hosts left alone.
+    Stdin(Vec<String>, Vec<Record>),
     Reenable(String),
 }
 
 /// What `prepare` made of the flags.
 pub struct Prepared {
     input: Input,
-    session: Session,
+    /// None when the verdicts piped in name no dead host: nothing to do,
+    /// and no cloud is asked.
+    session: Option<Session>,
     cloud: String,
     probe: Option<Mutex<(crate::host::cli::Args, crate::host::cli::Run)>>,
     fence: Option<(Vec<String>, Vec<String>, regex::Regex)>,
@@ -308,7 +313,10 @@ impl Tool for Args {
                     "no host: name one, or pipe probe-host --verdict records in",
                 ))
             }
-            None => Input::Stdin,
+            None => {
+                let (dead, said) = hosts_from_stdin();
+                Input::Stdin(dead, said)
+            }
         };
         if let Some(t) = &self.target_host {
             host_name(t).map_err(|e| usage("--target-host", e))?;
@@ -379,14 +387,19 @@ impl Tool for Args {
         if tagged.as_ref().is_some_and(|(k, _)| k.is_empty()) {
             return Err(usage("--tagged", "give KEY or KEY=VALUE"));
         }
-        let cloud_cfg = self.os.cloud()?;
-        // Keystone's URL names the cloud, however the credentials were given.
-        let cloud = cloud_cfg
-            .auth_url
-            .trim_end_matches('/')
-            .trim_end_matches("/v3")
-            .to_string();
-        let session = self.os.session()?;
+        let idle = matches!(&input, Input::Stdin(dead, _) if dead.is_empty());
+        let (cloud, session) = if idle {
+            (String::new(), None)
+        } else {
+            let cloud_cfg = self.os.cloud()?;
+            // Keystone's URL names the cloud, however the credentials were given.
+            let cloud = cloud_cfg
+                .auth_url
+                .trim_end_matches('/')
+                .trim_end_matches("/v3")
+                .to_string();
+            (cloud, Some(self.os.session()?))
+        };
         Ok(Prepared {
             input,
             session,
@@ -410,11 +423,28 @@ impl Tool for Args {
     }
 
     fn secrets(&self, p: &Prepared) -> Vec<String> {
-        vec![p.session.keystone.cloud.secret().expose().to_string()]
+        p.session
+            .iter()
+            .map(|s| s.keystone.cloud.secret().expose().to_string())
+            .collect()
     }
 
     fn run(&self, p: &Prepared, ctx: &Context) -> Vec<Record> {
-        let session = p.session.in_round(&ctx.round);
+        let Some(session) = &p.session else {
+            // Verdicts came in, none of them dead.
+            let mut out = match &p.input {
+                Input::Stdin(_, said) => said.clone(),
+                _ => Vec::new(),
+            };
+            out.push(Record::new(
+                CHECK,
+                "evacuate",
+                Status::Ok,
+                "no dead host in the verdicts read: nothing to evacuate",
+            ));
+            return out;
+        };
+        let session = session.in_round(&ctx.round);
         let mut out = Vec::new();
         let mut journal = match &self.state {
             Some(path) => match Locked::<Journal>::open(path) {
@@ -452,10 +482,9 @@ impl Tool for Args {
                 return out;
             }
             Input::Named(h) => h.clone(),
-            Input::Stdin => {
-                let (dead, mut said) = hosts_from_stdin();
-                out.append(&mut said);
-                dead
+            Input::Stdin(dead, said) => {
+                out.extend(said.iter().cloned());
+                dead.clone()
             }
         };
         let mut seen = std::collections::HashSet::new();
@@ -1868,14 +1897,53 @@ impl Args {
                     .collect::<Vec<_>>(),
                 Err(e) => return os_failure(host, "reading its migrations", e, trace),
             };
+        let mut journal = journal;
+        // Servers this evacuation locked and could not unlock (an unlock
+        // refused, or a run killed after the move): unlocked now.
+        if let Some(j) = journal.as_mut() {
+            let locked: Vec<String> = j
+                .value
+                .hosts
+                .get(host)
+                .map(|h| {
+                    h.instances
+                        .iter()
+                        .filter(|(_, job)| job.step.is_final() && job.locked)
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for id in locked {
+                if let Ok(a) = nova.action(&id, &json!({"unlock": null}), ctx.deadline, &mut trace)
+                {
+                    if (200..300).contains(&a.status) || a.status == 404 {
+                        if let Some(job) = j
+                            .value
+                            .hosts
+                            .get_mut(host)
+                            .and_then(|h| h.instances.get_mut(&id))
+                        {
+                            job.locked = false;
+                        }
+                        let _ = j.save();
+                    }
+                }
+            }
+        }
         let unfinished: Vec<String> = journal
             .as_ref()
             .and_then(|j| j.value.hosts.get(host))
             .map(|h| {
                 h.instances
                     .iter()
-                    .filter(|(_, j)| !j.step.is_final())
-                    .map(|(id, j)| format!("{} ({id})", j.name))
+                    .filter(|(_, j)| !j.step.is_final() || j.locked)
+                    .map(|(id, j)| {
+                        if j.step.is_final() {
+                            format!("{} ({id}, still locked)", j.name)
+                        } else {
+                            format!("{} ({id})", j.name)
+                        }
+                    })
                     .collect()
             })
             .unwrap_or_default();

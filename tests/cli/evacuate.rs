@@ -87,6 +87,21 @@ fn evacuate_refuses_patterns_and_acting_without_its_interlocks() {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
         assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: {}", r.stderr);
     }
+    // Verdicts piped in with none dead: nothing to do, and no cloud asked
+    // for (none is configured here); a dead one needs the cloud.
+    let alive = r#"{"ts":"2026-12-04T19:00:00Z","host":"m","check":"probe-host","target":"compute1","name":"compute1","status":"ok","summary":"alive","duration_ms":1.0,"metrics":[],"trace":[],"details":{"verdict":"alive"},"labels":{}}"#;
+    let r = run_stdin(&[], &[], &format!("{alive}\n"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("no dead host in the verdicts read: nothing to evacuate"),
+        "{}",
+        r.stdout
+    );
+    let dead = alive.replace("\"alive\"}", "\"dead\"}");
+    let r = run_stdin(&[], &[], &format!("{dead}\n"));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no cloud"), "{}", r.stderr);
 }
 
 #[test]
@@ -692,7 +707,7 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
         f.path("verdict.json"),
         stack.var("OS_AGENT_DOWN_TIME"),
     );
-    let args = |extra: &[&str]| -> Vec<String> {
+    let fenced_by = |fence: &str, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
             "compute2",
             "--state",
@@ -700,7 +715,7 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
             "--probe",
             &probe,
             "--fence",
-            "true",
+            fence,
             "--fence-status",
             "echo 'Chassis Power is off'",
             "--service-down-time",
@@ -720,6 +735,7 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
+    let args = |extra: &[&str]| fenced_by("true", extra);
     let tag = format!("dr{}", std::process::id());
     let none = serde_json::json!({});
     let ids: Vec<String> = ["a", "b", "c"]
@@ -758,29 +774,102 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
     }
     let _restore = Restore(&stack, ids.clone());
 
-    // compute2 dies.
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_clean(EVACUATE, &a, &env)
+    };
+    let forced_down = || {
+        let (_, svc) = stack.call(
+            "compute",
+            "GET",
+            "/os-services?binary=nova-compute&host=compute2",
+            None,
+        );
+        svc["services"][0]["forced_down"] == true
+    };
+
+    // compute2 dies, and so, for a while, does the only nova-scheduler:
+    // with no scheduler up nothing is done.
+    let scheduler = Continue(&stack, vec!["nova-scheduler".to_string()]);
+    stack.signal("nova-scheduler", "STOP");
     stack.signal("nova-compute-compute2", "STOP");
     stack.signal("metadata-agent-compute2", "STOP");
     f.kill(2);
-    let until = Instant::now() + Duration::from_secs(90);
-    loop {
-        let a = args(&[]);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let plan = run_clean(EVACUATE, &a, &env);
-        let rs = plan.records();
-        let s = find(&rs, "compute2", "plan");
-        if interlock(s, "nova")["ok"] == true && interlock(s, "verdict")["ok"] == true {
-            break;
+    let plan_until = |what: &str, ready: &dyn Fn(&Record) -> bool| {
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            let plan = run(args(&[]));
+            let rs = plan.records();
+            let s = find(&rs, "compute2", "plan").clone();
+            if ready(&s) {
+                break s;
+            }
+            assert!(Instant::now() < until, "{what}: {s:?}");
+            std::thread::sleep(Duration::from_secs(2));
         }
-        assert!(Instant::now() < until, "compute2 never looked dead: {s:?}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    };
+    plan_until("compute2 dead, no scheduler up", &|s| {
+        interlock(s, "nova")["ok"] == true
+            && interlock(s, "verdict")["ok"] == true
+            && interlock(s, "scheduler")["ok"] == false
+    });
+    let r = run(args(&["--execute"]));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("nova-scheduler up"), "{}", r.stdout);
+    assert!(!forced_down(), "forced down with no scheduler");
+    drop(scheduler);
+    plan_until("the scheduler back", &|s| {
+        interlock(s, "nova")["ok"] == true
+            && interlock(s, "verdict")["ok"] == true
+            && interlock(s, "scheduler")["ok"] == true
+    });
+
+    // A BMC that does not answer, and a fence command that fails: the
+    // host is left as it is.
+    let r = run(fenced_by(
+        "sleep 30",
+        &["--execute", "--fence-timeout", "2s"],
+    ));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let fence = r.records();
+    let fence = find(&fence, "compute2", "fence");
+    assert!(
+        fence.summary.contains("did not finish within")
+            && fence.summary.contains("nothing forced down"),
+        "{fence:?}"
+    );
+    let r = run(fenced_by("false", &["--execute"]));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the fence command failed (exit 1); nothing forced down"),
+        "{}",
+        r.stdout
+    );
+    assert!(!forced_down(), "forced down without a fence");
 
     // The drill: run k is killed (SIGKILL, by itself) right after its k-th
     // write — the verdict, the token cache, each journal step — and run
     // k + 1 takes over from what the journal says, until one finishes.
     let mut killed = 0;
     let mut seen = std::collections::BTreeSet::new();
+    let reenable = || {
+        run_clean(
+            EVACUATE,
+            &[
+                "--reenable",
+                "compute2",
+                "--state",
+                &state,
+                "--service-down-time",
+                &sdt,
+                "-t",
+                "30",
+            ],
+            &env,
+        )
+    };
+    let mut back = false;
     let finished = 'walk: {
         for k in 1..=120 {
             let mut cmd = Command::new(EVACUATE);
@@ -799,11 +888,36 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
                 killed += 1;
                 let journal = std::fs::read_to_string(&state).unwrap_or_default();
                 let j: serde_json::Value = serde_json::from_str(&journal).unwrap_or_default();
+                let mut steps = Vec::new();
                 if let Some(jobs) = j["hosts"]["compute2"]["instances"].as_object() {
                     for job in jobs.values() {
-                        seen.insert(job["step"].as_str().unwrap_or("").to_string());
+                        steps.push(job["step"].as_str().unwrap_or("").to_string());
                     }
                 }
+                // compute2's nova-compute comes back mid-way, with an
+                // evacuation in flight: it stays forced down, and
+                // --reenable refuses until everything is finished.
+                if !back && steps.iter().any(|s| s == "submitted") {
+                    back = true;
+                    stack.restart_compute("compute2");
+                    stack.signal("metadata-agent-compute2", "CONT");
+                    let r = reenable();
+                    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+                    assert!(
+                        r.stdout.contains("compute2: not re-enabled: "),
+                        "{}",
+                        r.stdout
+                    );
+                    let (_, svc) = stack.call(
+                        "compute",
+                        "GET",
+                        "/os-services?binary=nova-compute&host=compute2",
+                        None,
+                    );
+                    assert_eq!(svc["services"][0]["forced_down"], true, "{svc}");
+                    assert_eq!(svc["services"][0]["status"], "disabled", "{svc}");
+                }
+                seen.extend(steps);
                 continue;
             }
             break 'walk (k, out);
@@ -847,26 +961,13 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
         assert_eq!(s["locked"], false, "{s}");
     }
 
-    // compute2 comes back and is re-enabled once its nova-compute reports.
-    stack.restart_compute("compute2");
-    stack.signal("metadata-agent-compute2", "CONT");
+    // compute2 is back (came back mid-way above) and is re-enabled once
+    // its nova-compute reports and nothing is in flight.
+    assert!(back, "no kill found an evacuation in flight");
     f.revive(2);
     let until = Instant::now() + Duration::from_secs(120);
     loop {
-        let r = run_clean(
-            EVACUATE,
-            &[
-                "--reenable",
-                "compute2",
-                "--state",
-                &state,
-                "--service-down-time",
-                &sdt,
-                "-t",
-                "30",
-            ],
-            &env,
-        );
+        let r = reenable();
         if r.code == 0 {
             break;
         }
