@@ -57,8 +57,11 @@ echo "(a decision table that decides only one case is refused before anything is
 show "$bin/probe-host" --verdict -H 127.0.0.1 --table "$tmp/table.toml"
 echo "== evacuate reads those verdicts from a pipe: none is dead, so there is nothing to do and no cloud"
 echo "   is asked (a dead host needs OpenStack credentials, a fence command and --execute to be acted on)"
-"$bin/probe-host" --verdict -H 127.0.0.1 -p "$port" -n 1 -I 20ms --state "$tmp/verdict2.json" >"$tmp/verdicts.jsonl" || true
-show "$bin/evacuate" --format table <"$tmp/verdicts.jsonl"
+printf '\n$ %s\n' "$bin/probe-host --verdict -H 127.0.0.1 -p $port -n 1 -I 20ms --state $tmp/verdict2.json | $bin/evacuate --format table"
+set +e
+"$bin/probe-host" --verdict -H 127.0.0.1 -p "$port" -n 1 -I 20ms --state "$tmp/verdict2.json" | "$bin/evacuate" --format table
+printf '(exit %s)\n' "${PIPESTATUS[1]}"
+set -e
 echo "(a host name is matched exactly, never as a pattern: Nova itself would find compute10 for compute1)"
 show "$bin/evacuate" 'compute*'
 echo
