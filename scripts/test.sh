@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs (Debian packages for network
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
 # server, Keystone, Nova, Neutron, Masakari and what they need, crm_mon, Icinga 2,
-# systemd-analyze and cron for the examples, cargo-deb and man for the
+# systemd-analyze and cron for the examples, node_exporter for the textfiles,
+# cargo-deb and man for the
 # Debian packages, nftables for canary-peer's
 # lossy links), starts Keystone and the
 # OpenStack services on 127.0.0.1, then format check, clippy (with and without
@@ -34,6 +35,8 @@ command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
 command -v nft >/dev/null || need+=(nftables)
 # and its /metrics is read by Prometheus's own text parser.
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+# node_exporter's textfile collector reads what --format prometheus --output writes.
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 # The Debian package test reads a man page with man.
 command -v man >/dev/null || need+=(man-db)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.

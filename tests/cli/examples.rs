@@ -1,7 +1,8 @@
 //! The shipped examples, run in the real tools they are written for where
 //! Debian has them: Icinga 2 checks its configuration and runs the command,
 //! systemd-analyze verifies the units with the binaries at the paths they
-//! name, the cron lines run with cron's own environment. Sensu Go is not in
+//! name, the cron lines run with cron's own environment, node_exporter's
+//! textfile collector reads what the checks write. Sensu Go is not in
 //! Debian: its example's output is checked for the shape Sensu reads.
 //! scripts/test.sh installs the tools and sets SKYPROBE_REQUIRE_TOOLS=1,
 //! so there a missing tool fails instead of skipping.
@@ -497,4 +498,144 @@ fn sensu_gets_one_status_line_with_unquoted_perfdata() {
         !run.stdout.lines().next().unwrap_or("").ends_with(' '),
         "no trailing space"
     );
+}
+
+/// GET `url` on loopback with a plain HTTP/1.0 request: the body, or None
+/// when nothing answers.
+fn scrape(url_port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", url_port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")).then(|| body.to_string())
+}
+
+#[test]
+fn node_exporter_reads_the_textfiles_the_checks_write() {
+    // Debian's node_exporter with only its textfile collector, pointed at
+    // the files probe-http, probe-host and watch-procs write with
+    // --format prometheus --output: every check's skyprobe_status is in
+    // its scrape, and the collector reports no error for any file.
+    if !have("prometheus-node-exporter") {
+        return;
+    }
+    let srv = api();
+    let port = srv.addr.port();
+    let dir = TempDir::new("textfile");
+    let textfile = dir.0.join("textfile");
+    std::fs::create_dir_all(&textfile).expect("mkdir");
+    let out = |name: &str| textfile.join(name).display().to_string();
+    let runs = [
+        run(
+            PROBE_HTTP,
+            &[
+                &srv.url("/"),
+                "--name",
+                "nova-api",
+                "--label",
+                "az=zone-a",
+                "--format",
+                "prometheus",
+                "--output",
+                &out("skyprobe-http.prom"),
+            ],
+        ),
+        run(
+            crate::probe_host::PROBE_HOST,
+            &[
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &format!("{port},1"),
+                "--per-port",
+                "--format",
+                "prometheus",
+                "--output",
+                &out("skyprobe-host.prom"),
+            ],
+        ),
+        run(
+            crate::watch_procs::WATCH_PROCS,
+            &[
+                "-C",
+                "no-such-program-here",
+                "-c",
+                "1:",
+                "--format",
+                "prometheus",
+                "--output",
+                &out("skyprobe-procs.prom"),
+            ],
+        ),
+    ];
+    for r in &runs {
+        assert!(r.code <= 3, "{}{}", r.stdout, r.stderr);
+    }
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let ne_port = listen.local_addr().expect("addr").port();
+    drop(listen);
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ne = Kill(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                textfile.display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node_exporter starts"),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Some(m) = scrape(ne_port, "/metrics") {
+            break m;
+        }
+        assert!(Instant::now() < until, "node_exporter never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (check, name, status) in [
+        ("probe-http", "nova-api", "0"),
+        ("probe-host", &*format!("127.0.0.1:{port}"), "0"),
+        ("probe-host", "127.0.0.1:1", "2"),
+        ("watch-procs", "command name 'no-such-program-here'", "2"),
+    ] {
+        let line = metrics.lines().find(|l| {
+            l.starts_with("skyprobe_status{")
+                && l.contains(&format!("check=\"{check}\""))
+                && l.contains(&format!("name=\"{name}\""))
+        });
+        assert!(
+            line.is_some_and(|l| l.ends_with(&format!(" {status}"))),
+            "skyprobe_status of {check} {name} (want {status}): {line:?}\n{metrics}"
+        );
+    }
+    // The collector read every file without an error.
+    let errors: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("node_textfile_scrape_error"))
+        .collect();
+    assert_eq!(errors, ["node_textfile_scrape_error 0"], "{metrics}");
+    for f in [
+        "skyprobe-http.prom",
+        "skyprobe-host.prom",
+        "skyprobe-procs.prom",
+    ] {
+        assert!(
+            metrics.contains(&format!("file=\"{}\"", out(f))) || metrics.contains(f),
+            "{f} not read: {metrics}"
+        );
+    }
 }
