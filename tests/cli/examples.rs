@@ -103,6 +103,30 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
         )
     };
     let host_example = root().join("examples/icinga2/probe-host.conf");
+    let procs_example = root().join("examples/icinga2/watch-procs.conf");
+    // A process of the test's own to count: a copy of sleep under a name
+    // of its own (its command name, as check_procs's -C matches it).
+    let tag = format!("skyi{}", std::process::id());
+    let counted_bin = dir.0.join(&tag);
+    std::fs::copy("/bin/sleep", &counted_bin).expect("a copy of sleep");
+    let mut counted = Command::new(&counted_bin)
+        .arg("120")
+        .spawn()
+        .expect("a process to count");
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _reap = Reap(&mut counted);
+    let procs_service = |name: &str, command: &str| {
+        format!(
+            "object Service \"{name}\" {{\n  host_name = \"api\"\n  check_command = \"skyprobe-procs\"\n  check_interval = 1s\n  retry_interval = 1s\n  vars.skyprobe_bin_dir = \"{}\"\n  vars.procs_command = \"{command}\"\n  vars.procs_warning = \"1:1\"\n  vars.procs_critical = \"1:\"\n}}\n",
+            bin_dir().display()
+        )
+    };
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -114,14 +138,17 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
         )
     };
     let config = format!(
-        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n  service_format_template = \"SERVICEDESC::$service.name$\\tSERVICESTATE::$service.state$\\tSERVICEPERFDATA::$service.perfdata$\\tSERVICEOUTPUT::$service.output$\"\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
+        "const PluginDir = \"/usr/lib/nagios/plugins\"\nconst NodeName = \"skyprobe-test\"\nconst ZoneName = NodeName\ninclude <itl>\ninclude <plugins>\ninclude \"{}\"\ninclude \"{}\"\ninclude \"{}\"\nobject CheckerComponent \"checker\" {{ }}\nobject PerfdataWriter \"perfdata\" {{\n  service_perfdata_path = \"{d}/perf/service-perfdata\"\n  service_temp_path = \"{d}/perf/service.tmp\"\n  host_perfdata_path = \"{d}/perf/host-perfdata\"\n  host_temp_path = \"{d}/perf/host.tmp\"\n  rotation_interval = 1s\n  service_format_template = \"SERVICEDESC::$service.name$\\tSERVICESTATE::$service.state$\\tSERVICEPERFDATA::$service.perfdata$\\tSERVICEOUTPUT::$service.output$\"\n}}\nobject Host \"api\" {{\n  address = \"127.0.0.1\"\n  check_command = \"dummy\"\n  enable_active_checks = false\n}}\n{}{}{}",
         example.display(),
         host_example.display(),
+        procs_example.display(),
         service("up", "/"),
         service("slow", "/slow"),
         service("down", "/down"),
     ) + &host_service("port-open", srv.addr.port())
-        + &host_service("port-refused", closed);
+        + &host_service("port-refused", closed)
+        + &procs_service("procs-one", &tag)
+        + &procs_service("procs-none", "no-such-program-here");
     let conf = dir.write("icinga2.conf", &config);
     let defines = [
         format!("-DDataDir={d}/data"),
@@ -173,9 +200,17 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
                 .iter()
                 .any(|l| l.contains(&format!("SERVICEDESC::{name}\t")))
         };
-        if ["up", "slow", "down", "port-open", "port-refused"]
-            .iter()
-            .all(|n| seen(n))
+        if [
+            "up",
+            "slow",
+            "down",
+            "port-open",
+            "port-refused",
+            "procs-one",
+            "procs-none",
+        ]
+        .iter()
+        .all(|n| seen(n))
         {
             break;
         }
@@ -222,6 +257,25 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
                 "{line}"
             );
         }
+    }
+    // watch-procs in check_procs's form: the one process counted, and
+    // none of a program that does not run.
+    for (name, state, count) in [("procs-one", "OK", "1"), ("procs-none", "CRITICAL", "0")] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!("SERVICEDESC::{name}\t")))
+            .unwrap_or_else(|| panic!("no perfdata for {name}: {lines:?}"));
+        assert_eq!(field(line, "SERVICESTATE"), state, "{line}");
+        let output = field(line, "SERVICEOUTPUT");
+        assert!(
+            output.starts_with(&format!("PROCS {state} - {count} process")),
+            "{line}"
+        );
+        let perf = field(line, "SERVICEPERFDATA");
+        assert!(
+            perf.starts_with(&format!("procs={count};1:1;1:;0")),
+            "{perf}"
+        );
     }
 }
 
