@@ -3,6 +3,7 @@
 # namespaces, pgrep to compare counts with, CA certificates, libvirt, an SMTP
 # server, Keystone, Nova, Neutron, Masakari and what they need, crm_mon, Icinga 2,
 # systemd-analyze and cron for the examples, node_exporter for the textfiles,
+# Prometheus for canary-peer's metrics and rules,
 # cargo-deb and man for the
 # Debian packages, nftables for canary-peer's
 # lossy links), starts Keystone and the
@@ -35,8 +36,10 @@ command -v crm_mon >/dev/null || need+=(pacemaker-cli-utils)
 command -v nft >/dev/null || need+=(nftables)
 # and its /metrics is read by Prometheus's own text parser.
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
-# node_exporter's textfile collector reads what --format prometheus --output writes.
+# node_exporter's textfile collector reads what --format prometheus --output
+# writes; Prometheus scrapes canary-peer serve with the shipped rules.
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+command -v prometheus >/dev/null || need+=(prometheus)
 # The Debian package test reads a man page with man.
 command -v man >/dev/null || need+=(man-db)
 # notify: a real SMTP server (STARTTLS) to mail alerts to.

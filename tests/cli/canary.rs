@@ -1047,3 +1047,180 @@ fn canary_peers_come_from_nova_servers_by_metadata_key() {
     assert_eq!(seen, ["a", &format!("{tag}-b")]);
     drop(clean);
 }
+
+/// Whether `tool` is on PATH; without it the test says it is skipped,
+/// unless the suite demands its tools (scripts/test.sh).
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("SKYPROBE_REQUIRE_TOOLS").is_none(),
+            "SKYPROBE_REQUIRE_TOOLS is set but {tool} is not installed"
+        );
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
+}
+
+#[test]
+fn prometheus_scrapes_the_canaries_and_the_shipped_rule_fires_when_a_peer_is_cut_off() {
+    // Debian's Prometheus with the shipped scrape config and rules, the
+    // intervals and the rules' `for:` shortened for a test, scraping three
+    // canaries that measure each other. When one is stopped the others
+    // reach fewer than 70 % of their peers: CanaryPeerConnectivityLow fires.
+    if !have("prometheus") {
+        return;
+    }
+    let mut canaries = Vec::new();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        })
+        .collect();
+    let list: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let list = list.join(",");
+    for (i, p) in ports.iter().enumerate() {
+        canaries.push(Canary::start(
+            &[],
+            &[
+                "--listen",
+                &format!("127.0.0.1:{p}"),
+                "--id",
+                &format!("c{i}"),
+                "--az",
+                &format!("az{i}"),
+                "--traffic-interval",
+                "1s",
+                "-n",
+                "2",
+                "--packets",
+                "3",
+                "-t",
+                "1",
+            ],
+            &[("PEER_ENDPOINTS", &list)],
+        ));
+    }
+    let dir = crate::common::TempDir::new("prometheus");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-peer");
+    let targets: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let config = std::fs::read_to_string(root.join("prometheus.yml"))
+        .expect("the shipped scrape config")
+        .replace(
+            "[\"10.0.1.10:8080\", \"10.0.2.10:8080\", \"10.0.3.10:8080\"]",
+            &format!("[{}]", targets.join(", ")),
+        )
+        .replace("scrape_interval: 30s", "scrape_interval: 1s");
+    assert!(
+        config.contains("127.0.0.1:"),
+        "the targets were not replaced: {config}"
+    );
+    let config = format!("global:\n  evaluation_interval: 1s\n{config}");
+    let for_re = regex::Regex::new(r"for: \d+m").expect("regex");
+    let rules = std::fs::read_to_string(root.join("canary-peer-rules.yml")).expect("the rules");
+    let rules = for_re.replace_all(&rules, "for: 2s").to_string();
+    dir.write("prometheus.yml", &config);
+    dir.write("canary-peer-rules.yml", &rules);
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let prom_port = listen.local_addr().expect("addr").port();
+    drop(listen);
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prom = Kill(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.0.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let api = |path: &str| -> Option<serde_json::Value> {
+        let resp = agent()
+            .get(&format!("http://127.0.0.1:{prom_port}{path}"))
+            .call()
+            .ok()?;
+        let mut resp = resp;
+        serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()
+    };
+    let firing = |v: &serde_json::Value, name: &str| -> Vec<String> {
+        v["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] == name && a["state"] == "firing")
+            .map(|a| a["labels"]["instance"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    // Every canary scraped and healthy, the rules loaded, nothing firing.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = api("/api/v1/query?query=canary_peer_connectivity_percent%20%3E%3D%2070");
+        let n = up
+            .as_ref()
+            .and_then(|v| v["data"]["result"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        let rules = api("/api/v1/rules");
+        let loaded = rules.as_ref().is_some_and(|r| {
+            r["data"]["groups"][0]["rules"]
+                .as_array()
+                .is_some_and(|a| a.len() == 5)
+        });
+        if n == 3 && loaded {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the canaries were never all scraped at >= 70 %: {up:?} {rules:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let alerts = api("/api/v1/alerts").expect("alerts");
+    assert!(
+        firing(&alerts, "CanaryPeerConnectivityLow").is_empty(),
+        "{alerts}"
+    );
+
+    // c2 is cut off: the other two fire.
+    let gone = canaries.pop().expect("c2");
+    drop(gone);
+    let until = Instant::now() + Duration::from_secs(60);
+    let fired = loop {
+        let alerts = api("/api/v1/alerts").unwrap_or_default();
+        let mut f = firing(&alerts, "CanaryPeerConnectivityLow");
+        f.sort();
+        if f.len() == 2 {
+            break f;
+        }
+        assert!(Instant::now() < until, "the rule never fired: {alerts}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut want: Vec<String> = ports[..2]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    want.sort();
+    assert_eq!(fired, want);
+}
