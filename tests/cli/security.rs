@@ -836,6 +836,73 @@ fn the_secret_canary_appears_in_no_output_state_spool_or_cache() {
             runs += 1;
         }
     }
+    // probe-host --verdict --openstack, canary-peer --os-peers and evacuate:
+    // the cloud's password, against a Keystone that refuses it (quoting it
+    // back) and one that takes it and points at a service answering
+    // nonsense.
+    let nova = echo_server(200, None);
+    for accept in [true, false] {
+        let ks = fake_keystone(accept, nova.url("/v2.1"));
+        let ks_url = ks.url("/v3");
+        let cache = dir.0.join(format!("os-cache-{accept}"));
+        let cache_s = cache.to_string_lossy().into_owned();
+        let vstate = dir.0.join("verdict.json").to_string_lossy().into_owned();
+        let env = [
+            ("OS_AUTH_URL", ks_url.as_str()),
+            ("OS_USERNAME", "admin"),
+            ("OS_PASSWORD", CANARY),
+            ("OS_PROJECT_NAME", "admin"),
+            ("SKYPROBE_CACHE_DIR", cache_s.as_str()),
+        ];
+        let cloud_runs: [(&str, Vec<&str>); 3] = [
+            (
+                crate::probe_host::PROBE_HOST,
+                vec![
+                    "--verdict",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    "1",
+                    "--openstack",
+                    "-n",
+                    "1",
+                    "-I",
+                    "20ms",
+                    "--probe-timeout",
+                    "1s",
+                    "--state",
+                    &vstate,
+                    "-t",
+                    "5",
+                ],
+            ),
+            (
+                env!("CARGO_BIN_EXE_canary-peer"),
+                vec!["probe", "--os-peers", "canary", "-t", "5"],
+            ),
+            (crate::evacuate::EVACUATE, vec!["compute1", "-t", "5"]),
+        ];
+        for (bin, args) in &cloud_runs {
+            for format in formats {
+                let mut args = args.clone();
+                args.extend(["-vv", "--format", format]);
+                let run = crate::common::run_env(bin, &args, &env);
+                assert!(run.code <= 3, "{bin}: {}", run.stderr);
+                // The refusal reached it (and was said, scrubbed).
+                let said = format!("{}{}", run.stdout, run.stderr);
+                assert!(
+                    accept || said.contains("401") || said.contains("refused"),
+                    "{bin} {format}: {said}"
+                );
+                assert_no_canary(
+                    &format!("{bin} keystone accept={accept} {format}"),
+                    &run,
+                    &[&dir.0],
+                );
+                runs += 1;
+            }
+        }
+    }
     // watch-procs and watch-domains hold no secret of their own: the canary
     // in every secret variable the toolkit reads must not turn up in their
     // output either.
