@@ -1871,7 +1871,7 @@ impl Args {
         &self,
         host: &str,
         session: &Session,
-        journal: Option<&mut Locked<Journal>>,
+        mut journal: Option<&mut Locked<Journal>>,
         ctx: &Context,
     ) -> Record {
         let nova = Nova(session);
@@ -1897,7 +1897,6 @@ impl Args {
                     .collect::<Vec<_>>(),
                 Err(e) => return os_failure(host, "reading its migrations", e, trace),
             };
-        let mut journal = journal;
         // Servers this evacuation locked and could not unlock (an unlock
         // refused, or a run killed after the move): unlocked now.
         if let Some(j) = journal.as_mut() {

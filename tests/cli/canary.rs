@@ -1048,23 +1048,6 @@ fn canary_peers_come_from_nova_servers_by_metadata_key() {
     drop(clean);
 }
 
-/// Whether `tool` is on PATH; without it the test says it is skipped,
-/// unless the suite demands its tools (scripts/test.sh).
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SKYPROBE_REQUIRE_TOOLS").is_none(),
-            "SKYPROBE_REQUIRE_TOOLS is set but {tool} is not installed"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
-
 #[test]
 fn prometheus_scrapes_the_canaries_and_the_shipped_rule_fires_when_a_peer_is_cut_off() {
     // Debian's Prometheus with the shipped scrape config and rules, the
@@ -1133,14 +1116,7 @@ fn prometheus_scrapes_the_canaries_and_the_shipped_rule_fires_when_a_peer_is_cut
     let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let prom_port = listen.local_addr().expect("addr").port();
     drop(listen);
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _prom = Kill(
+    let _prom = Killed(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",
@@ -1158,12 +1134,8 @@ fn prometheus_scrapes_the_canaries_and_the_shipped_rule_fires_when_a_peer_is_cut
             .expect("prometheus starts"),
     );
     let api = |path: &str| -> Option<serde_json::Value> {
-        let resp = agent()
-            .get(&format!("http://127.0.0.1:{prom_port}{path}"))
-            .call()
-            .ok()?;
-        let mut resp = resp;
-        serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()
+        let (_, body) = try_get(&format!("http://127.0.0.1:{prom_port}{path}"))?;
+        serde_json::from_str(&body).ok()
     };
     let firing = |v: &serde_json::Value, name: &str| -> Vec<String> {
         v["data"]["alerts"]

@@ -417,6 +417,47 @@ pub fn can_netns() -> bool {
 /// For a test that needs root and `tool`: true to go on; as another user,
 /// false (the test says it is skipped); as root without the tool working,
 /// a failure.
+/// Whether `tool` is on PATH; without it the test says it is skipped,
+/// unless the suite demands its tools (scripts/test.sh sets
+/// SKYPROBE_REQUIRE_TOOLS=1, so there a missing tool fails).
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("SKYPROBE_REQUIRE_TOOLS").is_none(),
+            "SKYPROBE_REQUIRE_TOOLS is set but {tool} is not installed"
+        );
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
+}
+
+/// A child killed and reaped on drop, also when the test fails half-way.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GET `url` within 10 s: its status and body, or None when nothing
+/// answers (for polling a service that is starting).
+pub fn try_get(url: &str) -> Option<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().ok()?;
+    let code = resp.status().as_u16();
+    Some((code, resp.body_mut().read_to_string().ok()?))
+}
+
 pub fn needs_root(tool: &str, tool_works: bool) -> bool {
     if !nix_is_root() {
         eprintln!("skipped: needs root ({tool})");

@@ -46,6 +46,17 @@ fn interlock<'a>(r: &'a Record, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no interlock {name} in {r:?}"))
 }
 
+/// evacuate's --probe for a fleet's hosts on the test stack: one sample,
+/// its shortened down times, bounded waits.
+fn probe_flags(f: &crate::verdict::Fleet, stack: &Stack, sdt: &str) -> String {
+    format!(
+        "--hosts {} --state {} --openstack --samples 1 --service-down-time {sdt} --agent-down-time {}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10",
+        f.path("hosts.toml"),
+        f.path("verdict.json"),
+        stack.var("OS_AGENT_DOWN_TIME"),
+    )
+}
+
 #[test]
 fn evacuate_refuses_patterns_and_acting_without_its_interlocks() {
     // No cloud needed to refuse these.
@@ -152,12 +163,7 @@ fn evacuate_moves_a_dead_hosts_instances_once_and_reenables_it() {
     let state = f.path("evacuate.json");
     let fence_log = f.path("fence.log");
     let sdt = format!("{}s", stack.var("OS_SERVICE_DOWN_TIME"));
-    let probe = format!(
-        "--hosts {} --state {} --openstack --samples 1 --service-down-time {sdt} --agent-down-time {}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10",
-        f.path("hosts.toml"),
-        f.path("verdict.json"),
-        stack.var("OS_AGENT_DOWN_TIME"),
-    );
+    let probe = probe_flags(&f, &stack, &sdt);
     let fence = format!("sh -c 'echo off {{host}} >> {fence_log}'");
     let evacuate = |extra: &[&str]| {
         let mut args = vec![
@@ -701,12 +707,7 @@ fn evacuate_killed_after_each_of_its_writes_finishes_the_work_once() {
     let env = stack.env(&cache);
     let state = f.path("evacuate.json");
     let sdt = format!("{}s", stack.var("OS_SERVICE_DOWN_TIME"));
-    let probe = format!(
-        "--hosts {} --state {} --openstack --samples 1 --service-down-time {sdt} --agent-down-time {}s --probe-timeout 1s -n 2 -I 20ms --icmp-wait 500ms -t 10",
-        f.path("hosts.toml"),
-        f.path("verdict.json"),
-        stack.var("OS_AGENT_DOWN_TIME"),
-    );
+    let probe = probe_flags(&f, &stack, &sdt);
     let fenced_by = |fence: &str, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
             "compute2",

@@ -26,24 +26,6 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Whether `tool` is here; without it the test says it is skipped, unless
-/// the suite demands the tools.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("SKYPROBE_REQUIRE_TOOLS").is_none(),
-            "SKYPROBE_REQUIRE_TOOLS is set but {tool} is not installed"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
-
 /// A server that answers 200, slowly on /slow, 503 on /down.
 fn api() -> Server {
     http_server(Arc::new(|req: &Request, s: &mut dyn Stream| {
@@ -109,18 +91,12 @@ fn icinga2_checks_the_example_and_runs_it_with_its_perfdata() {
     let tag = format!("skyi{}", std::process::id());
     let counted_bin = dir.0.join(&tag);
     std::fs::copy("/bin/sleep", &counted_bin).expect("a copy of sleep");
-    let mut counted = Command::new(&counted_bin)
-        .arg("120")
-        .spawn()
-        .expect("a process to count");
-    struct Reap<'a>(&'a mut std::process::Child);
-    impl Drop for Reap<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _reap = Reap(&mut counted);
+    let _counted = Killed(
+        Command::new(&counted_bin)
+            .arg("120")
+            .spawn()
+            .expect("a process to count"),
+    );
     let procs_service = |name: &str, command: &str| {
         format!(
             "object Service \"{name}\" {{\n  host_name = \"api\"\n  check_command = \"skyprobe-procs\"\n  check_interval = 1s\n  retry_interval = 1s\n  vars.skyprobe_bin_dir = \"{}\"\n  vars.procs_command = \"{command}\"\n  vars.procs_warning = \"1:1\"\n  vars.procs_critical = \"1:\"\n}}\n",
@@ -554,19 +530,6 @@ fn sensu_gets_one_status_line_with_unquoted_perfdata() {
     );
 }
 
-/// GET `url` on loopback with a plain HTTP/1.0 request: the body, or None
-/// when nothing answers.
-fn scrape(url_port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", url_port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    (head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")).then(|| body.to_string())
-}
-
 #[test]
 fn node_exporter_reads_the_textfiles_the_checks_write() {
     // Debian's node_exporter with only its textfile collector, pointed at
@@ -631,14 +594,7 @@ fn node_exporter_reads_the_textfiles_the_checks_write() {
     let listen = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let ne_port = listen.local_addr().expect("addr").port();
     drop(listen);
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _ne = Kill(
+    let _ne = Killed(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
             .arg("--collector.disable-defaults")
@@ -654,7 +610,7 @@ fn node_exporter_reads_the_textfiles_the_checks_write() {
     );
     let until = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
-        if let Some(m) = scrape(ne_port, "/metrics") {
+        if let Some((200, m)) = try_get(&format!("http://127.0.0.1:{ne_port}/metrics")) {
             break m;
         }
         assert!(Instant::now() < until, "node_exporter never answered");

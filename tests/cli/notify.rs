@@ -905,15 +905,6 @@ fn smtp_tls_setup(tag: &str) -> (TempDir, String, String, String, u16) {
     (dir, cert, key, ca, port)
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn email_over_starttls_to_a_real_smtp_server() {
     if !have_aiosmtpd() {
