@@ -59,7 +59,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     } else {
-        drill_after_write();
+        drill_point();
     }
     result
 }
@@ -68,11 +68,12 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
 pub const DRILL_ENV: &str = "SKYPROBE_DRILL_KILL_AFTER_WRITES";
 
 /// The kill -9 drill: with `SKYPROBE_DRILL_KILL_AFTER_WRITES=N` a process
-/// sends itself SIGKILL right after its N-th completed atomic write (state
-/// files, journals, spools, caches), so a drill can stop a run at each write
-/// point in turn and check that the next run finishes the work with
-/// nothing lost and nothing done twice. Unset (or not a number): nothing.
-fn drill_after_write() {
+/// sends itself SIGKILL right after its N-th completed write point (atomic
+/// writes of state files, journals and caches; appends to notify's spool),
+/// so a drill can stop a run at each write point in turn and check that
+/// the next run finishes the work with nothing lost and nothing done
+/// twice. Unset (or not a number): nothing.
+pub fn drill_point() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static LEFT: OnceLock<Option<AtomicU64>> = OnceLock::new();

@@ -576,9 +576,16 @@ impl Args {
                 }
             };
         }
+        // The spool's new alerts are durable before the state that knows
+        // of them (one fsync for all of them: group commit); when they
+        // cannot be, the state is not saved either.
         let save = |locked: &Option<crate::state::Locked<NotifyState>>,
-                    scratch: &Option<NotifyState>|
+                    scratch: &Option<NotifyState>,
+                    spool: &mut Spool|
          -> Option<Record> {
+            if let Err(e) = spool.commit() {
+                return Some(note(Status::Critical, "spool", e));
+            }
             match (locked, scratch) {
                 (Some(l), None) => l.save().err().map(|e| note(Status::Critical, "state", e)),
                 _ => None,
@@ -590,7 +597,7 @@ impl Args {
         let now = unix_now();
         let (records, _) = n.sweep(state!(), &mut spool, now);
         out.extend(ctx.emit_now(records));
-        if let Some(r) = save(&locked, &scratch) {
+        if let Some(r) = save(&locked, &scratch, &mut spool) {
             out.extend(ctx.emit_now(vec![r]));
         }
         out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
@@ -666,7 +673,7 @@ impl Args {
                 }
                 if spooled || (dirty && last_save.elapsed() >= Duration::from_secs(1)) {
                     // The state knows about an alert before any sink sees it.
-                    if let Some(r) = save(&locked, &scratch) {
+                    if let Some(r) = save(&locked, &scratch, &mut spool) {
                         out.extend(ctx.emit_now(vec![r]));
                     }
                     last_save = Instant::now();
@@ -682,11 +689,11 @@ impl Args {
         }
         let (records, _) = n.sweep(state!(), &mut spool, unix_now());
         out.extend(ctx.emit_now(records));
-        if let Some(r) = save(&locked, &scratch) {
+        if let Some(r) = save(&locked, &scratch, &mut spool) {
             out.extend(ctx.emit_now(vec![r]));
         }
         out.extend(ctx.emit_now(n.deliver(state!(), &mut spool, unix_now(), ctx)));
-        if let Some(r) = save(&locked, &scratch) {
+        if let Some(r) = save(&locked, &scratch, &mut spool) {
             out.extend(ctx.emit_now(vec![r]));
         }
         if let Some(r) = n.leftover(&spool) {

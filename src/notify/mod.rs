@@ -600,16 +600,17 @@ impl Notifier {
                 let mut r = alert_record(&item.alert, &name, status, summary);
                 r.event = Some(event.into());
                 r.detail("attempts", attempts);
-                // Durable before the next attempt: an accepted delivery is
-                // never repeated after a crash.
+                // In the journal before the next attempt: an accepted
+                // delivery is never repeated after a kill; durable within
+                // the spool's commit interval against a power cut.
                 let mut said = vec![r];
-                if let Err(e) = spool.persist(&spool.items[idx]) {
+                if let Err(e) = spool.persist_at(idx).and_then(|()| spool.commit_if_due()) {
                     said.push(note(Status::Critical, "spool", e));
                 }
                 out.extend(ctx.emit_now(said));
             }
             if changed {
-                if let Err(e) = spool.persist(&spool.items[idx]) {
+                if let Err(e) = spool.persist_at(idx) {
                     out.push(note(Status::Critical, "spool", e));
                 }
             }
