@@ -59,9 +59,40 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     } else {
+        sweep_stale_tmp(&dir, &file_name.to_string_lossy());
         drill_point();
     }
     result
+}
+
+/// Remove the temporary files of `name` that killed runs left behind
+/// (`.NAME.tmp.PID` of a process that is gone), so `kill -9` in the middle
+/// of writes does not pile them up next to the file.
+fn sweep_stale_tmp(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid <= 0 || pid as u32 == std::process::id() {
+            continue;
+        }
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The environment variable of the kill -9 drill.
@@ -313,6 +344,26 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_files_of_killed_writers_are_swept_and_a_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("skyprobe-sweep-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let mut gone = std::process::Command::new("true").spawn().expect("true");
+        let gone_pid = gone.id();
+        gone.wait().expect("reap");
+        let stale = dir.join(format!(".s.json.tmp.{gone_pid}"));
+        let live = dir.join(".s.json.tmp.1");
+        let other = dir.join(format!(".t.json.tmp.{gone_pid}"));
+        for f in [&stale, &live, &other] {
+            fs::write(f, b"half").expect("write");
+        }
+        write_atomic(&dir.join("s.json"), b"{}").expect("write_atomic");
+        assert!(!stale.exists(), "a killed writer's file is swept");
+        assert!(live.exists(), "a running process's file is left alone");
+        assert!(other.exists(), "another file's temporaries are not touched");
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn locked_state_round_trips_and_sets_corrupt_files_aside() {

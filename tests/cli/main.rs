@@ -4,6 +4,7 @@
 mod canary;
 mod common;
 mod docs;
+mod drill;
 mod evacuate;
 mod examples;
 mod keystone;

@@ -816,3 +816,81 @@ fn a_silent_host_whose_servers_answer_is_alive_and_one_whose_servers_are_silent_
     assert_eq!(three.details["signals"]["instances"], "unknown");
     assert!(three.details["evidence"]["instances"]["not_probed"].is_string());
 }
+
+/// kill -9 at the verdict's write point: a run killed right after it saved
+/// its samples still counts, so a host is dead after the same number of
+/// runs; runs killed at arbitrary moments can only lose a sample (a later
+/// verdict, never an earlier one), and leave a state the next run reads.
+#[test]
+fn kill_9_never_loses_a_saved_sample_and_never_hastens_a_dead_verdict() {
+    if !can_netns() {
+        return;
+    }
+    let f = fleet("vd-drill", 225, 3);
+    let state = f.path("state.json");
+    assert_eq!(f.verdict(&["--samples", "3"]).code, 0);
+    f.kill(2);
+    f.cib(&[2], true);
+    // Run 1: killed by itself right after its state write.
+    let hosts = f.path("hosts.toml");
+    let args = [
+        "--verdict",
+        "--hosts",
+        &hosts,
+        "--state",
+        &state,
+        "--pacemaker",
+        "--probe-timeout",
+        "1s",
+        "-n",
+        "2",
+        "-I",
+        "20ms",
+        "--icmp-wait",
+        "500ms",
+        "-t",
+        "8",
+        "--samples",
+        "3",
+    ];
+    let cib = f.path("cib.xml");
+    let killed = run_env(
+        PROBE_HOST,
+        &args,
+        &[("CIB_file", &cib), (skyprobe::state::DRILL_ENV, "1")],
+    );
+    assert_eq!(killed.code, -1, "killed after its write");
+    // Runs killed before they could write: no sample, no harm.
+    for ms in [0, 30, 200] {
+        let mut child = Command::new(PROBE_HOST)
+            .args(args)
+            .env("CIB_file", &cib)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("probe-host");
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let second = f.verdict(&["--samples", "3"]);
+    let r = host(&second.records(), "compute2").clone();
+    assert_eq!(
+        r.details.get("verdict").and_then(|v| v.as_str()),
+        Some("suspect"),
+        "{}{}",
+        second.stdout,
+        second.stderr
+    );
+    assert_eq!(
+        r.details["samples"]["dead"], 2,
+        "the killed run's sample counted, the cut ones did not: {:?}",
+        r.details
+    );
+    assert!(second
+        .records()
+        .iter()
+        .all(|r| r.event.as_deref() != Some("state_file")));
+    let third = f.verdict(&["--samples", "3"]);
+    assert_eq!(verdict_of(&third.records(), "compute2"), "dead");
+}
