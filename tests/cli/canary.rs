@@ -1196,3 +1196,109 @@ fn prometheus_scrapes_the_canaries_and_the_shipped_rule_fires_when_a_peer_is_cut
     want.sort();
     assert_eq!(fired, want);
 }
+
+/// Peak resident memory of a process (VmHWM), KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The load drill: 1,000 clients at once, each asking /health on one
+/// keep-alive connection again and again, beside a slowloris client (300
+/// connections holding half a request line), for a bounded number of
+/// rounds. serve stays under its memory bound at the default
+/// `--max-connections`, a new client's /health is answered during the
+/// flood, and SIGTERM still ends it cleanly.
+#[test]
+fn canary_serve_under_1000_clients_and_a_slowloris_stays_bounded_and_answers() {
+    use std::io::Read;
+    let c = Canary::start(&[], &["--listen", "127.0.0.1:0"], &[]);
+    let idle = peak_rss_kib(c.child.id());
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut s) = TcpStream::connect_timeout(&c.addr, Duration::from_secs(2)) {
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x");
+            slow.push(s);
+        }
+    }
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut clients: Vec<Option<TcpStream>> = (0..1000)
+        .map(|_| {
+            let s = TcpStream::connect_timeout(&c.addr, Duration::from_secs(2)).ok()?;
+            s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+            Some(s)
+        })
+        .collect();
+    let (mut answered, mut closed) = (0u64, 0u64);
+    let mut buf = vec![0u8; 4096];
+    let mut fresh_answered = 0;
+    for round in 0..5 {
+        for slot in clients.iter_mut() {
+            if let Some(s) = slot {
+                if s.write_all(request).is_err() {
+                    *slot = None;
+                    closed += 1;
+                }
+            }
+        }
+        for slot in clients.iter_mut() {
+            if let Some(s) = slot {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200") => answered += 1,
+                    Ok(_) | Err(_) => {
+                        // Closed (evicted at the cap) or not answered in
+                        // time: a new connection takes its place.
+                        closed += 1;
+                        *slot = TcpStream::connect_timeout(&c.addr, Duration::from_secs(2))
+                            .ok()
+                            .filter(|s| {
+                                s.set_read_timeout(Some(Duration::from_millis(300))).is_ok()
+                            });
+                    }
+                }
+            }
+        }
+        // A fresh client in the middle of it all.
+        if let Ok((200, body)) = agent()
+            .get(&format!("{}/health", c.url()))
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|mut r| {
+                let code = r.status().as_u16();
+                r.body_mut()
+                    .read_to_string()
+                    .map(|b| (code, b))
+                    .map_err(|e| e.to_string())
+            })
+        {
+            if body.contains("\"id\"") {
+                fresh_answered += 1;
+            }
+        }
+        eprintln!(
+            "round {round}: {answered} answered, {closed} closed, peak RSS {} KiB",
+            peak_rss_kib(c.child.id())
+        );
+    }
+    let peak = peak_rss_kib(c.child.id());
+    eprintln!("serve under load: idle {idle} KiB, peak {peak} KiB, {answered} answered, {closed} closed or late, fresh /health {fresh_answered}/5");
+    assert!(answered > 1000, "{answered} answers in 5 rounds");
+    assert!(
+        fresh_answered >= 4,
+        "a new client's /health answered in {fresh_answered} of 5 rounds"
+    );
+    assert!(
+        peak > 0 && peak < 24 * 1024,
+        "peak RSS {peak} KiB over the bound of 24 MiB"
+    );
+    drop(clients);
+    drop(slow);
+    let (code, rest) = c.stop();
+    assert_eq!(code, Some(0), "{rest}");
+}
