@@ -692,22 +692,11 @@ fn build_agent(
     }
 }
 
-/// Resolve a Location header against the URL it came from.
+/// Resolve a Location header against the URL it came from (RFC 3986:
+/// `../`, `./`, a query or a fragment alone, a scheme-relative `//host`).
 fn resolve_location(base: &str, location: &str) -> Option<String> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return Some(location.to_string());
-    }
-    let uri: ureq::http::Uri = base.parse().ok()?;
-    let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?.as_str());
-    if location.starts_with("//") {
-        return Some(format!("{}:{location}", uri.scheme_str()?));
-    }
-    if location.starts_with('/') {
-        return Some(format!("{origin}{location}"));
-    }
-    let path = uri.path();
-    let dir = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
-    Some(format!("{origin}{dir}{location}"))
+    let joined = url::Url::parse(base).ok()?.join(location.trim()).ok()?;
+    matches!(joined.scheme(), "http" | "https").then(|| joined.to_string())
 }
 
 #[derive(Default)]
@@ -1375,5 +1364,19 @@ mod tests {
             resolve_location(base, "//y/z").as_deref(),
             Some("http://y/z")
         );
+        assert_eq!(
+            resolve_location("http://h/a/b/c", "../d?q=1").as_deref(),
+            Some("http://h/a/d?q=1")
+        );
+        assert_eq!(
+            resolve_location(base, "?page=2").as_deref(),
+            Some("http://127.0.0.1:8080/a/b?page=2")
+        );
+        assert_eq!(
+            resolve_location(base, "./c/../e").as_deref(),
+            Some("http://127.0.0.1:8080/a/e")
+        );
+        assert_eq!(resolve_location(base, "ftp://x/"), None);
+        assert_eq!(resolve_location(base, "http://[bad"), None);
     }
 }
