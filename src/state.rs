@@ -306,13 +306,45 @@ pub fn update_records<S>(
 where
     S: Serialize + DeserializeOwned + Default,
 {
-    match update(path, f) {
-        Err(msg) => vec![crate::report::Record::new(
-            check,
-            &path.display().to_string(),
-            crate::report::Status::Unknown,
-            msg,
-        )],
+    update_records_emitting(check, path, f, |records| records)
+}
+
+/// [`update_records`], handing `f`'s records to `emit` before the state is
+/// saved (a streaming run prints them there): a record of something the
+/// saved state no longer shows as new — a change, an event — is out before
+/// the state that hides it is, so `kill -9` between the two can repeat it
+/// in the next run but never lose it. Returns what `emit` kept back and
+/// notes about the state file.
+pub fn update_records_emitting<S>(
+    check: &str,
+    path: &Path,
+    f: impl FnOnce(&mut S) -> Vec<crate::report::Record>,
+    emit: impl FnOnce(Vec<crate::report::Record>) -> Vec<crate::report::Record>,
+) -> Vec<crate::report::Record>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    // `emit` runs once: with `f`'s records, or with none when the state
+    // could not be opened (what it closes over is printed all the same).
+    let mut emit = Some(emit);
+    let result = update(path, |state| {
+        let records = f(state);
+        match emit.take() {
+            Some(e) => e(records),
+            None => records,
+        }
+    });
+    match result {
+        Err(msg) => {
+            let mut out = emit.take().map(|e| e(Vec::new())).unwrap_or_default();
+            out.push(crate::report::Record::new(
+                check,
+                &path.display().to_string(),
+                crate::report::Status::Unknown,
+                msg,
+            ));
+            out
+        }
         Ok((mut records, notes)) => {
             records.extend(notes.into_iter().map(|n| note_record(check, path, n)));
             records

@@ -293,16 +293,30 @@ impl Watcher<'_> {
     /// Run `f` with the state for this URI: from --state under its lock, or
     /// kept in memory across --every rounds.
     fn with_state(&self, f: impl FnOnce(&mut DomainsState) -> Vec<Record>) -> Vec<Record> {
+        self.with_state_emitting(f, |records| records)
+    }
+
+    /// [`Watcher::with_state`], with `f`'s records handed to `emit` before
+    /// the state is saved (see [`crate::state::update_records_emitting`]).
+    fn with_state_emitting(
+        &self,
+        f: impl FnOnce(&mut DomainsState) -> Vec<Record>,
+        emit: impl FnOnce(Vec<Record>) -> Vec<Record>,
+    ) -> Vec<Record> {
         match &self.state {
-            None => f(&mut self.run.memory.lock().unwrap_or_else(|p| p.into_inner())),
+            None => emit(f(&mut self
+                .run
+                .memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()))),
             Some(path) => {
                 self.at("locking the state file");
-                crate::state::update_records(CHECK, path, f)
+                crate::state::update_records_emitting(CHECK, path, f, emit)
             }
         }
     }
 
-    fn once(&self) -> Vec<Record> {
+    fn once(&self, ctx: &Context) -> Vec<Record> {
         let policy = self.policy();
         let conn = match self.open() {
             Ok(c) => c,
@@ -312,19 +326,24 @@ impl Watcher<'_> {
             Ok(all) => all,
             Err(r) => return vec![*r],
         };
-        let mut records = self.state_records(&all, &policy);
-        records.extend(self.with_state(|state| {
-            let mut out = Vec::new();
-            if let Some(before) = state.seen.get(&self.connect) {
-                out = self.change_records(before, &all, "since the last run", &policy);
-            }
-            state.seen.insert(self.connect.clone(), all.clone());
-            if self.heartbeat {
-                out.extend(self.heartbeats(&conn, &all, &mut state.heartbeats));
-            }
-            out
-        }));
-        records
+        let states = self.state_records(&all, &policy);
+        // The changes are printed (when streaming) before the state that
+        // makes them old news is saved: a kill between the two repeats
+        // them next run instead of losing them.
+        self.with_state_emitting(
+            |state| {
+                let mut out = Vec::new();
+                if let Some(before) = state.seen.get(&self.connect) {
+                    out = self.change_records(before, &all, "since the last run", &policy);
+                }
+                state.seen.insert(self.connect.clone(), all.clone());
+                if self.heartbeat {
+                    out.extend(self.heartbeats(&conn, &all, &mut state.heartbeats));
+                }
+                out
+            },
+            |changes| ctx.emit_now(states.into_iter().chain(changes).collect()),
+        )
     }
 
     fn follow(&self, ctx: &Context, length: Duration) -> Vec<Record> {
@@ -346,18 +365,20 @@ impl Watcher<'_> {
         let mut live: Option<(Libvirt, super::ffi::Subscription)> = None;
         match self.connect_and_subscribe() {
             Ok((conn, sub, all)) => {
-                let mut first = self.state_records(&all, &policy);
-                first.extend(self.with_state(|state| {
-                    let changes = match state.seen.get(&self.connect) {
-                        Some(before) => {
-                            self.change_records(before, &all, "since the last run", &policy)
-                        }
-                        None => Vec::new(),
-                    };
-                    state.seen.insert(self.connect.clone(), all.clone());
-                    changes
-                }));
-                out.extend(ctx.emit_now(first));
+                let states = self.state_records(&all, &policy);
+                out.extend(self.with_state_emitting(
+                    |state| {
+                        let changes = match state.seen.get(&self.connect) {
+                            Some(before) => {
+                                self.change_records(before, &all, "since the last run", &policy)
+                            }
+                            None => Vec::new(),
+                        };
+                        state.seen.insert(self.connect.clone(), all.clone());
+                        changes
+                    },
+                    |changes| ctx.emit_now(states.into_iter().chain(changes).collect()),
+                ));
                 last_known = Some(all);
                 live = Some((conn, sub));
             }
@@ -568,7 +589,7 @@ impl Tool for Args {
         let w = Watcher { args: self, run };
         match self.follow {
             Some(length) => w.follow(ctx, length),
-            None => w.once(),
+            None => w.once(ctx),
         }
     }
 

@@ -291,11 +291,15 @@ impl Args {
                 let mut state = memory.lock().unwrap_or_else(|p| p.into_inner());
                 sup.run(entries, &mut state, ctx)
             }
-            Some(path) => {
-                crate::state::update_records(super::CHECK, path, |state: &mut SupervisorState| {
-                    sup.run(entries, state, ctx)
-                })
-            }
+            // A restart's record is printed (when streaming) before the
+            // state that counts it is saved: a kill between the two can
+            // repeat the record, never lose it.
+            Some(path) => crate::state::update_records_emitting(
+                super::CHECK,
+                path,
+                |state: &mut SupervisorState| sup.run(entries, state, ctx),
+                |records| ctx.emit_now(records),
+            ),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! point (`SKYPROBE_DRILL_KILL_AFTER_WRITES`) has its work counted by the
 //! next run, and runs killed at arbitrary moments — in the middle of a
 //! write among them — leave a state the next run reads without setting
-//! anything aside, and no temporary files behind.
+//! anything aside, and no temporary files behind. Records of what a run did
+//! are printed before the state that makes them old news is saved.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -115,6 +116,11 @@ fn watch_procs_back_off_survives_kill_9_after_the_write_and_at_any_moment() {
     ];
     let first = run_env(WATCH_PROCS, &args, &[(skyprobe::state::DRILL_ENV, "1")]);
     assert_eq!(first.code, -1, "killed after its state write");
+    assert!(
+        first.stdout.contains("\"restart_failed\""),
+        "the attempt's record was out before the state that counts it: {}",
+        first.stdout
+    );
     let attempts = || {
         std::fs::read_to_string(&counter)
             .unwrap_or_default()

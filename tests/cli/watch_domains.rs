@@ -658,3 +658,50 @@ fn follow_pings_guest_agents_on_an_interval() {
     );
     assert_eq!(run.code, 2, "boom is crashed");
 }
+
+/// kill -9 at watch-domains' write point: a run killed right after saving
+/// what it saw has its view kept, so a crash seen by that run is not
+/// reported again by the next; runs killed at arbitrary moments leave a
+/// state the next run reads, with nothing set aside.
+#[test]
+fn kill_9_after_the_state_write_reports_a_change_once() {
+    let dir = TempDir::new("wd-drill");
+    let uri = four_domains(&dir);
+    let state = dir.0.join("domains.json").to_string_lossy().into_owned();
+    let args = ["--connect", uri.as_str(), "--state", state.as_str()];
+    let first = run(WATCH_DOMAINS, &args);
+    assert!(first.records().iter().all(|r| r.event.is_none()));
+    dir.write(
+        "node.xml",
+        &node_xml(&[
+            ("web1", WEB, 6, true),
+            ("db1", DB, 3, false),
+            ("boom", BOOM, 6, false),
+            ("off1", OFF, 5, false),
+        ]),
+    );
+    let killed = crate::common::run_env(WATCH_DOMAINS, &args, &[(skyprobe::state::DRILL_ENV, "1")]);
+    assert_eq!(killed.code, -1, "killed after its state write");
+    assert!(
+        killed.stdout.contains("\"changed\""),
+        "the killed run saw the crash: {}",
+        killed.stdout
+    );
+    for ms in [0u64, 5, 15, 40] {
+        let mut child = std::process::Command::new(WATCH_DOMAINS)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("watch-domains");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let next = run(WATCH_DOMAINS, &args);
+    let records = next.records();
+    assert!(
+        records.iter().all(|r| r.event.is_none()),
+        "the change was reported once, by the killed run: {records:#?}"
+    );
+}
