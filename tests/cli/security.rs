@@ -1063,3 +1063,104 @@ fn messages_say_what_is_wrong_and_where() {
         .collect();
     assert!(left.is_empty(), "a dry run leaves nothing: {left:?}");
 }
+
+/// The real cloud's password on the success paths: the real Keystone takes
+/// it, and probe-http over the catalog, probe-host --verdict --openstack,
+/// canary-peer --os-peers, evacuate's plan and notify's Masakari sink talk
+/// to the real Nova, Neutron and Masakari with the token. In every format
+/// with -vv, the password is in no output, state, spool or token cache.
+#[test]
+fn the_real_clouds_password_is_in_no_output_state_or_cache_on_success_paths() {
+    let _one = crate::keystone::KEYSTONE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(stack) = Stack::get() else { return };
+    let password = stack.var("KEYSTONE_ADMIN_PASSWORD").to_string();
+    assert!(password.len() >= 8, "a password worth looking for");
+    let dir = TempDir::new("real-secret");
+    let cache = dir.0.join("cache").to_string_lossy().into_owned();
+    let env = stack.env(&cache);
+    let formats = [
+        "jsonl",
+        "nagios",
+        "nagios-line",
+        "table",
+        "csv",
+        "prometheus",
+    ];
+    let hstate = dir.0.join("http.json").to_string_lossy().into_owned();
+    let vstate = dir.0.join("verdict.json").to_string_lossy().into_owned();
+    let nstate = dir.0.join("notify.json").to_string_lossy().into_owned();
+    let runs: [(&str, Vec<&str>); 4] = [
+        (
+            PROBE_HTTP,
+            vec!["--os-endpoints", "--state", &hstate, "-t", "20"],
+        ),
+        (
+            crate::probe_host::PROBE_HOST,
+            vec![
+                "--verdict",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                "1",
+                "--openstack",
+                "-n",
+                "1",
+                "-I",
+                "20ms",
+                "--probe-timeout",
+                "1s",
+                "--state",
+                &vstate,
+                "-t",
+                "20",
+            ],
+        ),
+        (
+            env!("CARGO_BIN_EXE_canary-peer"),
+            vec!["probe", "--os-peers", "canary", "-t", "20"],
+        ),
+        (crate::evacuate::EVACUATE, vec!["compute10", "-t", "20"]),
+    ];
+    let mut authenticated = 0;
+    for (bin, args) in &runs {
+        for format in formats {
+            let mut args = args.clone();
+            args.extend(["-vv", "--format", format]);
+            let run = run_env(bin, &args, &env);
+            assert!(run.code <= 3, "{bin}: {}", run.stderr);
+            let said = format!("{}{}", run.stdout, run.stderr);
+            if !said.contains("401") && !said.to_lowercase().contains("keystone refused") {
+                authenticated += 1;
+            }
+            for (what, text) in [("output", &said), ("files", &dir_text(&dir.0))] {
+                assert!(
+                    !text.contains(&password),
+                    "{bin} {format}: the password is in its {what}"
+                );
+            }
+        }
+    }
+    assert_eq!(authenticated, 24, "every run got past Keystone");
+    // notify's Masakari sink, on the real masakari-api: a process failure
+    // of a host no segment knows is refused (Masakari's own answer), after
+    // Keystone took the password.
+    for format in formats {
+        let input = line("watch-procs", &format!("nova-compute-{format}"), "critical");
+        let run = crate::notify::notify_env(
+            &["--masakari", "--state", &nstate, "-vv", "--format", format],
+            &input,
+            &env,
+        );
+        assert!(run.code <= 3, "{}", run.stderr);
+        let said = format!("{}{}", run.stdout, run.stderr);
+        assert!(!said.contains("401"), "{said}");
+        for (what, text) in [("output", &said), ("files", &dir_text(&dir.0))] {
+            assert!(
+                !text.contains(&password),
+                "notify {format}: the password is in its {what}"
+            );
+        }
+    }
+}
