@@ -147,13 +147,28 @@ pub fn perfdata_item(label: &str, m: &Metric) -> String {
     } else {
         label
     };
+    // A space, ';', '=' or '|' in a unit or a threshold would end the item
+    // (or the perfdata) where Nagios reads it: only what a unit (letters,
+    // %) and a Nagios range (digits, sign, '.', 'e', ':', '~', '@', inf)
+    // are made of is written.
+    let unit: String = m
+        .unit
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic() || *c == '%')
+        .collect();
+    let range = |r: Option<&str>| -> String {
+        r.unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '~' | '@' | '-' | '+'))
+            .collect()
+    };
     format!(
         "{}={}{};{};{};{};{}",
         label,
         number(m.value),
-        m.unit,
-        m.warn.as_deref().unwrap_or(""),
-        m.crit.as_deref().unwrap_or(""),
+        unit,
+        range(m.warn.as_deref()),
+        range(m.crit.as_deref()),
         m.min.map(number).unwrap_or_default(),
         m.max.map(number).unwrap_or_default(),
     )
@@ -527,6 +542,16 @@ mod tests {
             "time=1;;;;",
             "quoted only when needed"
         );
+    }
+
+    /// Found by fuzzing: a space, ';' or '|' in a unit or a threshold
+    /// broke the perfdata where Nagios splits it.
+    #[test]
+    fn units_and_thresholds_cannot_break_perfdata() {
+        let mut m = Metric::new("x", 0.04, "s: 4|0 ;");
+        m.warn = Some(" 1;2 ".into());
+        m.crit = Some("@~:2 503|x".into());
+        assert_eq!(perfdata_item("time", &m), "time=0.04s;12;@~:2503x;;");
     }
 
     #[test]
