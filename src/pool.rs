@@ -66,6 +66,12 @@ pub fn run_in_order<T, R>(
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 ctx.progress(n, total);
             };
+            if workers == 1 {
+                // One worker: this thread is it (a one-shot check of one
+                // thing starts no thread for it).
+                worker();
+                break;
+            }
             let spawned = std::thread::Builder::new()
                 .stack_size(512 * 1024)
                 .spawn_scoped(scope, worker);

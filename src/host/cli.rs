@@ -1040,7 +1040,7 @@ impl Args {
             let to_tcp = events.clone();
             let sockets = &sockets;
             let server_names = &server_names;
-            scope.spawn(move || {
+            let tcp_loop = move || {
                 // Dialogs run on up to DIALOGS threads, started as open
                 // ports come in and fed while the connect loop goes on.
                 let (work, todo) =
@@ -1111,7 +1111,17 @@ impl Args {
                     });
                     drop(work);
                 });
-            });
+            };
+            if icmp_addrs.is_empty() && specs.len() <= 1 {
+                // One host and no echoes: nothing to stream meanwhile, so
+                // the connects run on this thread (a one-shot check of one
+                // port starts no thread for them).
+                tcp_loop();
+                // Its sender goes with it, or the events below never end.
+                drop(tcp_loop);
+            } else {
+                scope.spawn(tcp_loop);
+            }
             if !icmp_addrs.is_empty() {
                 let to_icmp = events.clone();
                 let icmp_addrs = &icmp_addrs;
