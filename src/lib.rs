@@ -11,6 +11,8 @@ pub mod command;
 pub mod domains;
 pub mod evacuate;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod host;
 pub mod http;
 pub mod net;

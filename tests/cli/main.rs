@@ -7,6 +7,7 @@ mod docs;
 mod drill;
 mod evacuate;
 mod examples;
+mod fuzz;
 mod keystone;
 mod notify;
 mod openstack;
