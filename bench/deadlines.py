@@ -19,6 +19,9 @@ makes, for DNS):
   smtp-silent an SMTP server that accepts and never greets
   hang-cmd    a command (restart, sink, fence) that never ends
   libvirt     a libvirt socket that accepts and never answers
+  real        with SKYPROBE_OPENSTACK_ENV (scripts/openstack.sh): the real
+              Keystone, Nova, Neutron, Masakari and Placement, each frozen
+              with SIGSTOP (the process and its children) in turn
 
 Usage: bench/deadlines.py BINDIR   (BINDIR holds the seven binaries)
 """
@@ -223,6 +226,67 @@ cases = [
 ]
 
 
+# The real services, frozen with SIGSTOP (the process and its children),
+# when a stack started by scripts/openstack.sh is named.
+stack_env = {}
+if os.environ.get("SKYPROBE_OPENSTACK_ENV"):
+    for line in open(os.environ["SKYPROBE_OPENSTACK_ENV"]):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            stack_env[k] = v
+
+
+def tree(pid):
+    out = [pid]
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for k in kids:
+        out.extend(tree(int(k)))
+    return out
+
+
+def service_pid(name):
+    path = stack_env.get("KEYSTONE_PID_FILE") if name == "keystone" else os.path.join(stack_env["OS_PIDS"], name)
+    return int(open(path).read().strip())
+
+
+def real_env(cache):
+    return {"OS_AUTH_URL": stack_env["KEYSTONE_URL"], "OS_USERNAME": "admin",
+            "OS_PASSWORD": stack_env["KEYSTONE_ADMIN_PASSWORD"], "OS_PROJECT_NAME": "admin",
+            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+            "SKYPROBE_CACHE_DIR": cache}
+
+
+real_cases = []
+if stack_env:
+    warm = os.path.join(tmp, "warm-cache")
+    os.makedirs(warm, exist_ok=True)
+    # A token in the cache before the services freeze: Nova, Neutron,
+    # Masakari and Placement are then reached without Keystone.
+    subprocess.run([b("evacuate"), "compute10", "-t", "20"], env=dict(os.environ, **real_env(warm)),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc_rec = record.replace("probe-http", "watch-procs").replace('"host": "mon1"', '"host": "compute10"')
+    verdict = [b("probe-host"), "--verdict", "-H", "127.0.0.1", "-p", "1", "--openstack", "-n", "1",
+               "--probe-timeout", "1s"]
+    for frozen, cold, legs in [
+        ("keystone", True, ["probe-http", "probe-host", "canary-peer", "evacuate", "notify"]),
+        ("nova-api", False, ["probe-http", "probe-host", "canary-peer", "evacuate"]),
+        ("neutron-server", False, ["probe-host"]),
+        ("masakari-api", False, ["notify"]),
+        ("placement", False, ["probe-http"]),
+    ]:
+        argv = {
+            "probe-http": [b("probe-http"), "--os-endpoints"] if frozen != "placement"
+            else [b("probe-http"), "--os-service", "placement"],
+            "probe-host": verdict,
+            "canary-peer": [b("canary-peer"), "probe", "--os-peers", "canary"],
+            "evacuate": [b("evacuate"), "compute10"],
+            "notify": [b("notify"), "--masakari"],
+        }
+        for leg in legs:
+            real_cases.append((leg, f"real {frozen} SIGSTOPped", argv[leg], frozen, cold,
+                               proc_rec if leg == "notify" else None))
+
+
 def run(case, t):
     name, peer, argv, env, stdin, prefix = case
     if (prefix and not dns_ok) or not os.path.exists(argv[0]):
@@ -259,6 +323,25 @@ for case in cases:
             sys.stderr.write(f"{case[0]} / {case[1]} -t {t}: exit {code}: {tail!r}\n")
     rows.append(f"| {case[0]} | {case[1]} | " + " | ".join(cells) + " |")
     print(rows[-1], flush=True)
+
+for name, peer, argv, frozen, cold, stdin in real_cases:
+    pids = tree(service_pid(frozen))
+    for pid in pids:
+        os.kill(pid, 19)  # SIGSTOP
+    try:
+        cells = []
+        for t in TIMEOUTS:
+            cache = tempfile.mkdtemp(dir=tmp) if cold else warm
+            r = run((name, peer, argv, real_env(cache), stdin, []), t)
+            wall, code, tail = r
+            ok = wall <= t * 1.1 and code != "hung"
+            failures += 0 if ok else 1
+            cells.append(f"{wall:.2f} s ({code}){'' if ok else ' **over**'}")
+        rows.append(f"| {name} | {peer} | " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+    finally:
+        for pid in pids:
+            os.kill(pid, 18)  # SIGCONT
 
 if dns_ok:
     dns.kill()

@@ -2,7 +2,8 @@
 # The deadline matrix (bench/deadlines.py): the seven binaries against
 # hostile peers with -t 1, 2 and 10; every run must end within -t + 10 %.
 # BUILD=release (default) or debug. Needs root for the DNS leg (a network
-# namespace with its own resolv.conf). Writes the table into BENCHMARKS.md.
+# namespace with its own resolv.conf); SKYPROBE_OPENSTACK_ENV adds the real
+# services, frozen. Writes the table into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-release}
@@ -27,7 +28,10 @@ server that never answers the ClientHello, a resolver that never answers
 silent Keystone, a Keystone whose catalog points Nova, Neutron, Masakari
 and Placement at a silent port, an SMTP server that never greets, a
 command that never ends, and a libvirt socket that accepts and never
-answers.
+answers. With \`SKYPROBE_OPENSTACK_ENV\` (a stack from scripts/openstack.sh)
+the real Keystone, nova-api, neutron-server, masakari-api and Placement are
+frozen with SIGSTOP in turn (the process and its children); Keystone with
+no token cached, the others with one.
 
 $table
 "
