@@ -526,9 +526,25 @@ fn start_watchdog<T: Tool>(
                 drop(watch);
                 let mut records = tool.timed_out(run, &ctx);
                 let status = overall.max(worst(&records));
-                let code = match lock(&emitter).emit(&mut records) {
-                    Ok(()) | Err(EmitError::BrokenPipe) => status,
-                    Err(EmitError::Failed(msg)) => {
+                // The last records are written from another thread and
+                // waited for at most the grace again: an output nobody
+                // reads (a full pipe) must not hold the process past -t.
+                let (said, told) = std::sync::mpsc::channel();
+                let out = Arc::clone(&emitter);
+                let mut here = records.clone();
+                let writer = std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        let _ = said.send(lock(&out).emit(&mut records));
+                    });
+                let emitted = match writer {
+                    Ok(_) => told.recv_timeout(grace).ok(),
+                    // No thread to spare: write them from here.
+                    Err(_) => Some(lock(&emitter).emit(&mut here)),
+                };
+                let code = match emitted {
+                    Some(Ok(())) | Some(Err(EmitError::BrokenPipe)) | None => status,
+                    Some(Err(EmitError::Failed(msg))) => {
                         eprintln!("{}: {msg}", T::CHECK);
                         status.max(Status::Unknown)
                     }

@@ -105,10 +105,15 @@ pub(crate) fn notify_env(args: &[&str], input: &str, env: &[(&str, &str)]) -> Ru
         .stderr(Stdio::piped())
         .spawn()
         .expect("notify runs");
+    // Written from a thread while the output is read: a big input and a
+    // big output would otherwise fill both pipes and wait on each other.
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
     let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1250,4 +1255,42 @@ fn kill_9_at_every_write_point_loses_nothing_and_sends_nothing_twice() {
     }
     eprintln!("notify drill: {points} write points");
     assert!(points >= 7, "the drill reached {points} write points");
+}
+
+/// An output nobody reads (a full pipe) does not hold notify past -t: the
+/// deadline watchdog ends it even while the main thread is stuck writing.
+#[test]
+fn a_stdout_nobody_reads_does_not_hold_notify_past_the_deadline() {
+    let rx = Receiver::new(200);
+    let mut input = String::new();
+    for k in 0..3_000 {
+        input.push_str(&line("probe-http", &format!("svc{k}"), "critical"));
+        input.push('\n');
+    }
+    let mut child = Command::new(NOTIFY)
+        .args(["--webhook", &rx.url(), "-t", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("notify");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    // stdout is never read. Bounded wait: a hang fails the test.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    let _ = writer.join();
+    assert!(status.is_some(), "notify hung on a full stdout");
 }
