@@ -879,3 +879,26 @@ for sid in sys.argv[1:]:
         assert!(ok.success(), "kill -{sig} {what}");
     }
 }
+
+/// Start `bin` once per delay and SIGKILL it after that delay (the kill -9
+/// drill's arbitrary moments); how many were still running when killed.
+pub fn kill_after(bin: &str, args: &[&str], env: &[(&str, &str)], delays_ms: &[u64]) -> usize {
+    let mut killed = 0;
+    for ms in delays_ms {
+        let mut child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(*ms));
+        if child.try_wait().expect("try_wait").is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    killed
+}

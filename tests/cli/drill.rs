@@ -8,32 +8,13 @@
 //! anything aside, and no temporary files behind. Records of what a run did
 //! are printed before the state that makes them old news is saved.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use crate::common::*;
 use crate::watch_procs::WATCH_PROCS;
 
-/// Start `bin` and SIGKILL it after `after`, `runs` times over a spread of
-/// delays; returns how many were killed before they ended by themselves.
+/// `runs` runs of `bin`, killed over a spread of delays up to `spread_ms`.
 fn kill_at_random_moments(bin: &str, args: &[&str], runs: u64, spread_ms: u64) -> usize {
-    let mut killed = 0;
-    for i in 0..runs {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(i * spread_ms / runs.max(1)));
-        if child.try_wait().expect("try_wait").is_none() {
-            killed += 1;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    killed
+    let delays: Vec<u64> = (0..runs).map(|i| i * spread_ms / runs.max(1)).collect();
+    kill_after(bin, args, &[], &delays)
 }
 
 /// Temporary files left next to `state` (`.NAME.tmp.PID`).

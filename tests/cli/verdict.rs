@@ -227,14 +227,19 @@ impl Fleet {
 
     /// One verdict run over the fleet with Pacemaker as the second channel.
     fn verdict(&self, extra: &[&str]) -> Run {
-        let hosts = self.path("hosts.toml");
-        let state = self.path("state.json");
-        let mut args = vec![
+        let args = self.verdict_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_env(PROBE_HOST, &args, &[("CIB_file", &self.path("cib.xml"))])
+    }
+
+    /// The flags of [`Fleet::verdict`], `extra` last.
+    fn verdict_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "--verdict",
             "--hosts",
-            &hosts,
+            &self.path("hosts.toml"),
             "--state",
-            &state,
+            &self.path("state.json"),
             "--pacemaker",
             "--probe-timeout",
             "1s",
@@ -246,9 +251,12 @@ impl Fleet {
             "500ms",
             "-t",
             "8",
-        ];
-        args.extend_from_slice(extra);
-        run_env(PROBE_HOST, &args, &[("CIB_file", &self.path("cib.xml"))])
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
     }
 }
 
@@ -827,32 +835,12 @@ fn kill_9_never_loses_a_saved_sample_and_never_hastens_a_dead_verdict() {
         return;
     }
     let f = fleet("vd-drill", 225, 3);
-    let state = f.path("state.json");
     assert_eq!(f.verdict(&["--samples", "3"]).code, 0);
     f.kill(2);
     f.cib(&[2], true);
     // Run 1: killed by itself right after its state write.
-    let hosts = f.path("hosts.toml");
-    let args = [
-        "--verdict",
-        "--hosts",
-        &hosts,
-        "--state",
-        &state,
-        "--pacemaker",
-        "--probe-timeout",
-        "1s",
-        "-n",
-        "2",
-        "-I",
-        "20ms",
-        "--icmp-wait",
-        "500ms",
-        "-t",
-        "8",
-        "--samples",
-        "3",
-    ];
+    let args = f.verdict_args(&["--samples", "3"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cib = f.path("cib.xml");
     let killed = run_env(
         PROBE_HOST,
@@ -861,18 +849,7 @@ fn kill_9_never_loses_a_saved_sample_and_never_hastens_a_dead_verdict() {
     );
     assert_eq!(killed.code, -1, "killed after its write");
     // Runs killed before they could write: no sample, no harm.
-    for ms in [0, 30, 200] {
-        let mut child = Command::new(PROBE_HOST)
-            .args(args)
-            .env("CIB_file", &cib)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("probe-host");
-        std::thread::sleep(Duration::from_millis(ms));
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    kill_after(PROBE_HOST, &args, &[("CIB_file", &cib)], &[0, 30, 200]);
     let second = f.verdict(&["--samples", "3"]);
     let r = host(&second.records(), "compute2").clone();
     assert_eq!(

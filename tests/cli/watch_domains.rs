@@ -687,17 +687,7 @@ fn kill_9_after_the_state_write_reports_a_change_once() {
         "the killed run saw the crash: {}",
         killed.stdout
     );
-    for ms in [0u64, 5, 15, 40] {
-        let mut child = std::process::Command::new(WATCH_DOMAINS)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("watch-domains");
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    crate::common::kill_after(WATCH_DOMAINS, &args, &[], &[0, 5, 15, 40]);
     let next = run(WATCH_DOMAINS, &args);
     let records = next.records();
     assert!(
